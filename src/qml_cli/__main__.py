@@ -1,0 +1,3 @@
+from qml_cli.cli.app import main
+
+main()

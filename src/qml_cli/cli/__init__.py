@@ -1,0 +1,1 @@
+"""Typer command groups: parse options, call `qml_cli.core`, render the result."""

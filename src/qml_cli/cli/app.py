@@ -1,0 +1,118 @@
+"""The `qml` root command: global options, command groups and error handling."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from qml_cli import __version__
+from qml_cli.errors import EXIT_FAILED, QmlError
+
+# Command groups in help order: (module under qml_cli.cli, command name).
+GROUPS = (
+    ("config", "config"),
+    ("db", "db"),
+    ("seed", "seed"),
+    ("tenants", "tenants"),
+    ("credits", "credits"),
+    ("data", "data"),
+    ("predict", "predict"),
+    ("insight", "insight"),
+    ("quantum", "quantum"),
+    ("jobs", None),  # logs, backup, cron, scheduler: registers several groups
+    ("ops", None),  # health, deploy, rollback
+    ("demo", None),
+)
+
+
+class QmlGroup(TyperGroup):
+    """Root group that turns a `QmlError` into its message and exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except QmlError as exc:
+            from qml_cli.cli.output import error
+
+            error(str(exc))
+            logging.getLogger("qml").debug("command failed", exc_info=exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            from qml_cli.cli.output import error
+
+            error("interrupted")
+            raise typer.Exit(130) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+app = typer.Typer(
+    cls=QmlGroup,
+    name="qml",
+    help="Operations toolkit for the Quantum ML service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"qml {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    env_file: Annotated[Path | None, typer.Option(
+        "--env-file", help="Read settings from this dotenv file instead of ./.env.",
+        dir_okay=False)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_version,
+        is_eager=True)] = False,
+) -> None:
+    """Operations toolkit for the Quantum ML service."""
+    from qml_cli.core import logs, settings
+
+    settings.configure(env_file)
+    logs.setup_from_environment()
+
+
+def _register() -> None:
+    for module_name, command_name in GROUPS:
+        try:
+            module = importlib.import_module(f"qml_cli.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"qml_cli.cli.{module_name}":
+                raise
+            continue
+        if command_name is None:
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=command_name)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except QmlError as exc:  # raised outside a command, e.g. while parsing
+        from qml_cli.cli.output import error
+
+        error(str(exc))
+        raise SystemExit(exc.exit_code) from None
+    except SystemExit:
+        raise
+    except Exception:
+        raise SystemExit(EXIT_FAILED) from None
