@@ -1,0 +1,135 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL (psycopg 3).
+
+SQLite transactions start with BEGIN IMMEDIATE, so two writers queue on the database
+lock instead of failing mid-transaction; PostgreSQL relies on row locks taken by the
+callers (`SELECT ... FOR UPDATE`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from functools import lru_cache
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qml_cli.errors import InvalidInput, ServiceUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def mask_url(url: str) -> str:
+    """Return `url` with its password replaced by `***`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def normalise_url(url: str) -> str:
+    """Map plain `postgresql://` URLs to the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInput(f"invalid DATABASE_URL {mask_url(url)!r}.",
+                           hint="Use postgresql://user:pass@host/db or sqlite:///path.") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r} in DATABASE_URL.",
+                           hint="qml supports PostgreSQL and SQLite.")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # The driver's own transaction handling is off; BEGIN IMMEDIATE is issued below.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@lru_cache(maxsize=8)
+def make_engine(url: str) -> Engine:
+    """Create (once per URL) the engine; the SQLite file's folder is created."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """Return the engine for `url`, or for the configured database."""
+    if url is None:
+        from qml_cli.core.settings import get_settings
+
+        url = get_settings().database_url
+    return make_engine(url)
+
+
+def is_postgres(engine_or_session) -> bool:
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) \
+        else engine_or_session
+    return bind.dialect.name == "postgresql"
+
+
+def ping(engine: Engine) -> None:
+    """Run `SELECT 1`; raise `ServiceUnavailable` naming the masked URL on failure."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ServiceUnavailable(
+            f"database unreachable at {mask_url(str(engine.url))}: {reason}",
+            hint="Check DATABASE_URL and that the server is running.") from None
+
+
+@contextlib.contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """Yield a session in one transaction: commit on success, roll back on error.
+
+    Connection failures become `ServiceUnavailable` (exit 4)."""
+    engine = engine or get_engine()
+    factory = sessionmaker(engine, expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        if _is_connection_error(exc):
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ServiceUnavailable(
+                f"database unreachable at {mask_url(str(engine.url))}: {reason}",
+                hint="Check DATABASE_URL and that the server is running.") from None
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _is_connection_error(exc: OperationalError) -> bool:
+    message = str(exc.orig or exc).lower()
+    needles = ("connection", "could not connect", "unable to open database",
+               "server closed", "timeout expired", "no such host", "name or service")
+    return any(needle in message for needle in needles)
