@@ -1,0 +1,110 @@
+"""Rolling-origin cross-validation of every candidate model, vectorised over a panel.
+
+Origins sit at the end of the training data minus horizon + w * step for w = 0..W-1.
+At each origin the models are refitted on the data before it (seasonal test and
+indices included), so no information from the evaluated window leaks into the fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qml_cli.core.forecasting.models import prepare, run_models
+from qml_cli.core.forecasting.panel import Panel
+
+MIN_TRAIN = 4  # a row needs this many observations before an origin to be evaluated
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Errors (actual - forecast) and stds by model, each (n, windows, horizon)."""
+
+    errors: dict[str, np.ndarray]
+    stds: dict[str, np.ndarray]
+    actuals: np.ndarray
+    scale: np.ndarray
+    horizon: int
+
+    def smape(self, name: str) -> np.ndarray:
+        """Return each row's symmetric MAPE in percent (NaN when never evaluated)."""
+        return symmetric_mape(self.errors[name], self.actuals)
+
+    def mase(self, name: str) -> np.ndarray:
+        """Return each row's mean absolute error over its in-sample scale."""
+        return mean_absolute_scaled(self.errors[name], self.scale)
+
+
+def symmetric_mape(errors: np.ndarray, actuals: np.ndarray) -> np.ndarray:
+    """Return mean 200|e| / (|a| + |f|) over the last axes (0 where both are 0)."""
+    forecasts = actuals - errors
+    denominator = np.abs(actuals) + np.abs(forecasts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(denominator > 0, 200.0 * np.abs(errors) / denominator, 0.0)
+    terms = np.where(np.isfinite(errors), terms, np.nan)
+    return _row_mean(terms)
+
+
+def mean_absolute_scaled(errors: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Return mean |e| / scale per row; scale 0 (a constant history) counts as 1."""
+    safe = np.where(scale > 0, scale, 1.0)
+    return _row_mean(np.abs(errors)) / safe
+
+
+def _row_mean(terms: np.ndarray) -> np.ndarray:
+    flat = terms.reshape(terms.shape[0], -1)
+    present = np.isfinite(flat)
+    count = present.sum(axis=1)
+    total = np.where(present, flat, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def insample_scale(panel: Panel, period: int) -> np.ndarray:
+    """Return the in-sample MAE of seasonal naive (of naive when too short)."""
+    lag = period if period > 1 else 1
+    scale = _lag_mae(panel, lag)
+    short = panel.lengths <= lag
+    if short.any():
+        scale = np.where(short, _lag_mae(panel, 1), scale)
+    return scale
+
+
+def _lag_mae(panel: Panel, lag: int) -> np.ndarray:
+    if lag >= panel.width:
+        return np.zeros(panel.n)
+    diffs = np.abs(panel.values[:, lag:] - panel.values[:, :-lag])
+    present = np.isfinite(diffs)
+    return np.where(present, diffs, 0.0).sum(axis=1) / np.maximum(
+        present.sum(axis=1), 1
+    )
+
+
+def cross_validate(
+    panel: Panel,
+    periods: tuple[int, ...],
+    horizon: int,
+    names: tuple[str, ...],
+    windows: int,
+    step: int,
+) -> CrossValidation:
+    """Refit every model at each origin and collect its out-of-sample errors."""
+    errors = {name: np.full((panel.n, windows, horizon), np.nan) for name in names}
+    stds = {name: np.full((panel.n, windows, horizon), np.nan) for name in names}
+    actuals = np.full((panel.n, windows, horizon), np.nan)
+    for window in range(windows):
+        end = panel.width - horizon - window * step
+        if end < MIN_TRAIN:
+            break
+        valid = (end - panel.start) >= MIN_TRAIN
+        if not valid.any():
+            break
+        train = panel.truncate(end)
+        observed = panel.values[:, end : end + horizon]
+        actuals[valid, window] = observed[valid]
+        prepared = prepare(train, periods, horizon)
+        for name, output in run_models(prepared, names).items():
+            errors[name][valid, window] = (observed - output.point)[valid]
+            stds[name][valid, window] = output.std[valid]
+    scale = insample_scale(panel, periods[0] if periods else 1)
+    return CrossValidation(errors, stds, actuals, scale, horizon)
