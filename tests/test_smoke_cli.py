@@ -25,10 +25,28 @@ def test_version_prints_version():
 
 def test_consume_replay_charges_once(engine):
     assert invoke("tenants", "create", "acme", "--plan", "standard").exit_code == 0
-    first = invoke("credits", "consume", "acme", "5", "--operation", "prediction",
-                   "--idempotency-key", "run-1", "--json")
-    second = invoke("credits", "consume", "acme", "5", "--operation", "prediction",
-                    "--idempotency-key", "run-1", "--json")
+    first = invoke(
+        "credits",
+        "consume",
+        "acme",
+        "5",
+        "--operation",
+        "prediction",
+        "--idempotency-key",
+        "run-1",
+        "--json",
+    )
+    second = invoke(
+        "credits",
+        "consume",
+        "acme",
+        "5",
+        "--operation",
+        "prediction",
+        "--idempotency-key",
+        "run-1",
+        "--json",
+    )
     assert json.loads(first.output)["charged"] == 5
     assert json.loads(second.output)["replayed"] is True
     status = json.loads(invoke("credits", "status", "acme", "--json").output)
@@ -37,8 +55,16 @@ def test_consume_replay_charges_once(engine):
 
 def test_consume_overspend_exits_3(engine):
     invoke("tenants", "create", "acme", "--plan", "standard")
-    result = invoke("credits", "consume", "acme", "31", "--operation", "prediction",
-                    "--idempotency-key", "big")
+    result = invoke(
+        "credits",
+        "consume",
+        "acme",
+        "31",
+        "--operation",
+        "prediction",
+        "--idempotency-key",
+        "big",
+    )
     assert result.exit_code == 3
     history = json.loads(invoke("credits", "history", "acme", "--json").output)
     assert [row["kind"] for row in history] == ["reset"]

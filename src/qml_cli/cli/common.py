@@ -6,10 +6,15 @@ from typing import Annotated
 
 import typer
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-DryRunOption = Annotated[bool, typer.Option(
-    "--dry-run", help="Print what would change and change nothing.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON instead of a table.")
+]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print what would change and change nothing.")
+]
 
 
 def session():
@@ -28,7 +33,9 @@ def confirm_or_abort(question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise InvalidInput("refusing to proceed without confirmation.",
-                           hint="Pass --yes to confirm when not on a terminal.")
+        raise InvalidInput(
+            "refusing to proceed without confirmation.",
+            hint="Pass --yes to confirm when not on a terminal.",
+        )
     if not typer.confirm(question, default=False):
         raise typer.Exit(1)

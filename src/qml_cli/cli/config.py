@@ -25,17 +25,33 @@ def show(json_output: JsonOption = False) -> None:
         shown = display_value(spec.name, value)
         if spec.name == "DATABASE_URL" and value is None:
             shown = f"(embedded) {settings.database_url}"
-        rows.append({"name": spec.name, "value": shown, "source": settings.sources[spec.name],
-                     "help": spec.help, "used_by": spec.used_by or "nothing yet"})
+        rows.append(
+            {
+                "name": spec.name,
+                "value": shown,
+                "source": settings.sources[spec.name],
+                "help": spec.help,
+                "used_by": spec.used_by or "nothing yet",
+            }
+        )
     if os.environ.get("QML_FAKE_NOW"):
-        rows.append({"name": "QML_FAKE_NOW", "value": os.environ["QML_FAKE_NOW"],
-                     "source": "environment", "help": "fixed current time (testing only)",
-                     "used_by": "every command"})
+        rows.append(
+            {
+                "name": "QML_FAKE_NOW",
+                "value": os.environ["QML_FAKE_NOW"],
+                "source": "environment",
+                "help": "fixed current time (testing only)",
+                "used_by": "every command",
+            }
+        )
     if json_output:
         print_json(rows)
     else:
-        print_table("settings", ["setting", "value", "source", "used by"],
-                    [(r["name"], r["value"], r["source"], r["used_by"]) for r in rows])
+        print_table(
+            "settings",
+            ["setting", "value", "source", "used by"],
+            [(r["name"], r["value"], r["source"], r["used_by"]) for r in rows],
+        )
 
 
 @app.command()

@@ -14,7 +14,9 @@ app = typer.Typer(help="Migrate and check the database schema.", no_args_is_help
 
 @app.command()
 def migrate(
-    to: Annotated[str, typer.Option("--to", help="Target revision (default: head).")] = "head",
+    to: Annotated[
+        str, typer.Option("--to", help="Target revision (default: head).")
+    ] = "head",
 ) -> None:
     """Upgrade the schema to the latest revision (or --to REV)."""
     from qml_cli.core import migrate as core
@@ -30,14 +32,18 @@ def migrate(
 
 @app.command()
 def downgrade(
-    to: Annotated[str, typer.Option("--to", help="Target revision, or 'base' for empty.")],
+    to: Annotated[
+        str, typer.Option("--to", help="Target revision, or 'base' for empty.")
+    ],
     yes: YesOption = False,
 ) -> None:
     """Downgrade the schema to --to REV; tables above it are dropped."""
     from qml_cli.core import migrate as core
 
     current = core.current_revision()
-    confirm_or_abort(f"Downgrade from {current or 'base'} to {to}, dropping newer tables?", yes)
+    confirm_or_abort(
+        f"Downgrade from {current or 'base'} to {to}, dropping newer tables?", yes
+    )
     before, after = core.downgrade(to)
     say(f"Downgraded from {before or 'base'} to {after or 'base'}.")
 
@@ -50,12 +56,18 @@ def current(json_output: JsonOption = False) -> None:
 
     revision = core.current_revision()
     head = core.head_revision()
-    document = {"url": mask_url(str(get_engine().url)), "revision": revision, "head": head,
-                "at_head": revision == head}
+    document = {
+        "url": mask_url(str(get_engine().url)),
+        "revision": revision,
+        "head": head,
+        "at_head": revision == head,
+    }
     if json_output:
         print_json(document)
     else:
-        say(f"{revision or 'base'}{' (head)' if revision == head else f' (head is {head})'}")
+        say(
+            f"{revision or 'base'}{' (head)' if revision == head else f' (head is {head})'}"
+        )
 
 
 @app.command()
@@ -67,16 +79,30 @@ def history(json_output: JsonOption = False) -> None:
     if json_output:
         print_json(items)
     else:
-        print_table("revisions", ["revision", "description"],
-                    [(i["revision"], i["description"]) for i in items])
+        print_table(
+            "revisions",
+            ["revision", "description"],
+            [(i["revision"], i["description"]) for i in items],
+        )
 
 
 @app.command()
 def check(
-    retry: Annotated[int, typer.Option("--retry", min=0, max=1000,
-                                       help="Retries while the database is unreachable.")] = 0,
-    retry_delay: Annotated[float, typer.Option("--retry-delay", min=0.0, max=3600.0,
-                                               help="Seconds between retries.")] = 2.0,
+    retry: Annotated[
+        int,
+        typer.Option(
+            "--retry",
+            min=0,
+            max=1000,
+            help="Retries while the database is unreachable.",
+        ),
+    ] = 0,
+    retry_delay: Annotated[
+        float,
+        typer.Option(
+            "--retry-delay", min=0.0, max=3600.0, help="Seconds between retries."
+        ),
+    ] = 2.0,
     json_output: JsonOption = False,
 ) -> None:
     """Exit 0 at head, 1 when migrations are pending, 4 when unreachable."""
@@ -84,8 +110,14 @@ def check(
 
     status = core.check(retry, retry_delay)
     if json_output:
-        print_json({"url": status.url, "revision": status.current, "head": status.head,
-                    "at_head": True})
+        print_json(
+            {
+                "url": status.url,
+                "revision": status.current,
+                "head": status.head,
+                "at_head": True,
+            }
+        )
     else:
         say(f"Database {status.url} at head ({status.head}).")
 
@@ -99,8 +131,10 @@ def verify(json_output: JsonOption = False) -> None:
     if json_output:
         print_json(report)
     elif report["ok"]:
-        say(f"Schema complete at revision {report['revision']}: tables, indexes and seeds "
-            "present.")
+        say(
+            f"Schema complete at revision {report['revision']}: tables, indexes and seeds "
+            "present."
+        )
     else:
         say("Missing:")
         for item in report["missing"]:

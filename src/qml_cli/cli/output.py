@@ -44,15 +44,18 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(title: str | None, columns: Sequence[str],
-                rows: Iterable[Sequence[Any]]) -> None:
+def print_table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     """Print rows as a Rich table; numbers are right-aligned."""
     rows = [list(row) for row in rows]
     table = Table(title=title, show_edge=False, header_style="bold")
     for index, column in enumerate(columns):
         numeric = bool(rows) and all(
             isinstance(row[index], int | float) and not isinstance(row[index], bool)
-            for row in rows if row[index] is not None)
+            for row in rows
+            if row[index] is not None
+        )
         table.add_column(column, justify="right" if numeric else "left")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))

@@ -7,17 +7,28 @@ from typing import Annotated
 
 import typer
 
-from qml_cli.cli.common import DryRunOption, JsonOption, YesOption, confirm_or_abort, session
+from qml_cli.cli.common import (
+    DryRunOption,
+    JsonOption,
+    YesOption,
+    confirm_or_abort,
+    session,
+)
 from qml_cli.cli.output import print_json, print_table, say
 
-app = typer.Typer(help="Seed plans and configuration; remove test data.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Seed plans and configuration; remove test data.", no_args_is_help=True
+)
 
 
 @app.command()
 def plans(
-    from_file: Annotated[Path | None, typer.Option(
-        "--from", help="JSON list of plans to upsert instead of the canonical ones.")] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help="JSON list of plans to upsert instead of the canonical ones."
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Insert or update the subscription plans (idempotent)."""
@@ -34,8 +45,10 @@ def plans(
 
 @app.command("ml-config")
 def ml_config(
-    set_cost: Annotated[list[str] | None, typer.Option(
-        "--set", help="Change a cost, as OPERATION=CREDITS (repeatable).")] = None,
+    set_cost: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change a cost, as OPERATION=CREDITS (repeatable)."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Store the credit cost of each operation, keeping costs already changed."""
@@ -46,20 +59,27 @@ def ml_config(
     for item in set_cost or []:
         operation, _, cost = item.partition("=")
         if not operation or not cost.strip().isdigit():
-            raise InvalidInput(f"invalid --set {item!r}.", hint="Use OPERATION=CREDITS, "
-                                                                "e.g. --set prediction=2.")
+            raise InvalidInput(
+                f"invalid --set {item!r}.",
+                hint="Use OPERATION=CREDITS, e.g. --set prediction=2.",
+            )
         changes[operation.strip()] = int(cost)
     with session() as db:
         costs = seeds.seed_ml_config(db, changes)
     if json_output:
         print_json(costs)
     else:
-        print_table("credit cost of each operation", ["operation", "credits"], costs.items())
+        print_table(
+            "credit cost of each operation", ["operation", "credits"], costs.items()
+        )
 
 
 @app.command("remove-test-data")
-def remove_test_data(dry_run: DryRunOption = False, yes: YesOption = False,
-                     json_output: JsonOption = False) -> None:
+def remove_test_data(
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
     """Delete tenants created with --test and all their rows."""
     from qml_cli.core import seeds
 
@@ -77,5 +97,7 @@ def remove_test_data(dry_run: DryRunOption = False, yes: YesOption = False,
     if not report:
         say("No test tenants found.")
     for item in report:
-        rows = ", ".join(f"{count} {table}" for table, count in item["rows"].items() if count)
+        rows = ", ".join(
+            f"{count} {table}" for table, count in item["rows"].items() if count
+        )
         say(f"{verb} tenant {item['tenant']}" + (f" ({rows})" if rows else ""))

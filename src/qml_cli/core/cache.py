@@ -14,8 +14,10 @@ def redis_client(url: str):
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
     except ValueError as exc:
-        raise InvalidInput(f"invalid REDIS_URL: {exc}.",
-                           hint="Use redis://host:6379/0 or rediss:// for TLS.") from None
+        raise InvalidInput(
+            f"invalid REDIS_URL: {exc}.",
+            hint="Use redis://host:6379/0 or rediss:// for TLS.",
+        ) from None
 
 
 def ping_redis(url: str) -> float:
@@ -31,9 +33,10 @@ def ping_redis(url: str) -> float:
     try:
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise ServiceUnavailable(f"Redis unreachable at {display_value('REDIS_URL', url)}: "
-                                 f"{exc}", hint="Check REDIS_URL and that Redis is running.") \
-            from None
+        raise ServiceUnavailable(
+            f"Redis unreachable at {display_value('REDIS_URL', url)}: {exc}",
+            hint="Check REDIS_URL and that Redis is running.",
+        ) from None
     return (time.perf_counter() - started) * 1000
 
 

@@ -26,9 +26,10 @@ def parse_instant(text: str, name: str = "time") -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"invalid {name} {text!r}.",
-                           hint="Use ISO 8601, e.g. 2027-03-31 or 2027-03-31T09:00:00+00:00.") \
-            from None
+        raise InvalidInput(
+            f"invalid {name} {text!r}.",
+            hint="Use ISO 8601, e.g. 2027-03-31 or 2027-03-31T09:00:00+00:00.",
+        ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
@@ -37,14 +38,25 @@ def parse_instant(text: str, name: str = "time") -> dt.datetime:
 def zone(name: str) -> ZoneInfo:
     """Return the IANA time zone `name`; raise `InvalidInput` when unknown."""
     try:
-        if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
+        if (
+            not name
+            or name != name.strip()
+            or name.startswith(("/", "."))
+            or ".." in name
+        ):
             raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        close = sorted(z for z in available_timezones() if name and
-                       name.lower().replace(" ", "_") in z.lower())[:5]
-        hint = f"Did you mean: {', '.join(close)}?" if close else \
-            "Use an IANA name such as UTC, Europe/Berlin or America/Sao_Paulo."
+        close = sorted(
+            z
+            for z in available_timezones()
+            if name and name.lower().replace(" ", "_") in z.lower()
+        )[:5]
+        hint = (
+            f"Did you mean: {', '.join(close)}?"
+            if close
+            else "Use an IANA name such as UTC, Europe/Berlin or America/Sao_Paulo."
+        )
         raise InvalidInput(f"unknown time zone {name!r}.", hint=hint) from None
 
 
@@ -77,5 +89,7 @@ def parse_duration(text: str) -> dt.timedelta:
     raw = text.strip().lower()
     if len(raw) >= 2 and raw[-1] in units and raw[:-1].isdigit() and int(raw[:-1]) > 0:
         return dt.timedelta(seconds=int(raw[:-1]) * units[raw[-1]])
-    raise InvalidInput(f"invalid duration {text!r}.",
-                       hint="Use a positive whole number and a unit: s, m, h, d or w (e.g. 30d).")
+    raise InvalidInput(
+        f"invalid duration {text!r}.",
+        hint="Use a positive whole number and a unit: s, m, h, d or w (e.g. 30d).",
+    )

@@ -9,8 +9,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from qml_cli.core.settings import SPECS, Settings
 
-PLACEHOLDERS = ("your-super-secret-key", "changeme", "change-me", "secret", "password",
-                "your-secret", "example", "xxx", "todo", "placeholder")
+PLACEHOLDERS = (
+    "your-super-secret-key",
+    "changeme",
+    "change-me",
+    "secret",
+    "password",
+    "your-secret",
+    "example",
+    "xxx",
+    "todo",
+    "placeholder",
+)
 SECRET_MINIMUM_BYTES = {"JWT_SECRET": 32, "ENCRYPTION_KEY": 32}
 STRICT_SSLMODES = ("require", "verify-ca", "verify-full")
 
@@ -65,13 +75,27 @@ def check_secrets(settings: Settings) -> list[Finding]:
         if value is None:
             continue
         lowered = value.lower()
-        if any(word == lowered or word in lowered and len(value) < 40 for word in PLACEHOLDERS):
-            findings.append(Finding(name, "error", "is a placeholder value; generate one with: "
-                                                   "python -c 'import secrets; "
-                                                   "print(secrets.token_hex(32))'"))
+        if any(
+            word == lowered or word in lowered and len(value) < 40
+            for word in PLACEHOLDERS
+        ):
+            findings.append(
+                Finding(
+                    name,
+                    "error",
+                    "is a placeholder value; generate one with: "
+                    "python -c 'import secrets; "
+                    "print(secrets.token_hex(32))'",
+                )
+            )
         elif len(value.encode()) < minimum:
-            findings.append(Finding(name, "error", f"is {len(value.encode())} bytes; use at "
-                                                   f"least {minimum}"))
+            findings.append(
+                Finding(
+                    name,
+                    "error",
+                    f"is {len(value.encode())} bytes; use at least {minimum}",
+                )
+            )
     for name in ("SENDGRID_API_KEY", "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID"):
         value = settings.values.get(name)
         if value and value.lower() in PLACEHOLDERS:
@@ -86,16 +110,26 @@ def check_tls(settings: Settings) -> list[Finding]:
         parts = urlsplit(database_url)
         modes = parse_qs(parts.query).get("sslmode", [""])
         if not _is_loopback(parts.hostname) and modes[0] not in STRICT_SSLMODES:
-            findings.append(Finding("DATABASE_URL", "warning",
-                                    f"host {parts.hostname} is not loopback and the URL has no "
-                                    "sslmode=require (or verify-ca, verify-full)"))
+            findings.append(
+                Finding(
+                    "DATABASE_URL",
+                    "warning",
+                    f"host {parts.hostname} is not loopback and the URL has no "
+                    "sslmode=require (or verify-ca, verify-full)",
+                )
+            )
     redis_url = settings.values.get("REDIS_URL")
     if redis_url:
         parts = urlsplit(redis_url)
         if not _is_loopback(parts.hostname) and parts.scheme != "rediss":
-            findings.append(Finding("REDIS_URL", "warning",
-                                    f"host {parts.hostname} is not loopback and the URL is not "
-                                    "rediss:// (TLS)"))
+            findings.append(
+                Finding(
+                    "REDIS_URL",
+                    "warning",
+                    f"host {parts.hostname} is not loopback and the URL is not "
+                    "rediss:// (TLS)",
+                )
+            )
     return findings
 
 
@@ -125,5 +159,7 @@ def check(settings: Settings, *, services: bool = True) -> list[Finding]:
         findings += check_services(settings)
     for spec in SPECS:
         if spec.used_by is None and settings.sources.get(spec.name) != "default":
-            findings.append(Finding(spec.name, "info", "is set, but nothing in qml uses it yet"))
+            findings.append(
+                Finding(spec.name, "info", "is set, but nothing in qml uses it yet")
+            )
     return findings

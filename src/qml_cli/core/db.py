@@ -34,13 +34,17 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise InvalidInput(f"invalid DATABASE_URL {mask_url(url)!r}.",
-                           hint="Use postgresql://user:pass@host/db or sqlite:///path.") from None
+        raise InvalidInput(
+            f"invalid DATABASE_URL {mask_url(url)!r}.",
+            hint="Use postgresql://user:pass@host/db or sqlite:///path.",
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r} in DATABASE_URL.",
-                           hint="qml supports PostgreSQL and SQLite.")
+        raise InvalidInput(
+            f"unsupported database {parsed.get_backend_name()!r} in DATABASE_URL.",
+            hint="qml supports PostgreSQL and SQLite.",
+        )
     return parsed.render_as_string(hide_password=False)
 
 
@@ -68,7 +72,9 @@ def make_engine(url: str) -> Engine:
             from pathlib import Path
 
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -85,8 +91,11 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def is_postgres(engine_or_session) -> bool:
-    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) \
+    bind = (
+        engine_or_session.get_bind()
+        if isinstance(engine_or_session, Session)
         else engine_or_session
+    )
     return bind.dialect.name == "postgresql"
 
 
@@ -99,7 +108,8 @@ def ping(engine: Engine) -> None:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ServiceUnavailable(
             f"database unreachable at {mask_url(str(engine.url))}: {reason}",
-            hint="Check DATABASE_URL and that the server is running.") from None
+            hint="Check DATABASE_URL and that the server is running.",
+        ) from None
 
 
 @contextlib.contextmanager
@@ -119,7 +129,8 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ServiceUnavailable(
                 f"database unreachable at {mask_url(str(engine.url))}: {reason}",
-                hint="Check DATABASE_URL and that the server is running.") from None
+                hint="Check DATABASE_URL and that the server is running.",
+            ) from None
         raise
     except BaseException:
         session.rollback()
@@ -130,6 +141,13 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
 def _is_connection_error(exc: OperationalError) -> bool:
     message = str(exc.orig or exc).lower()
-    needles = ("connection", "could not connect", "unable to open database",
-               "server closed", "timeout expired", "no such host", "name or service")
+    needles = (
+        "connection",
+        "could not connect",
+        "unable to open database",
+        "server closed",
+        "timeout expired",
+        "no such host",
+        "name or service",
+    )
     return any(needle in message for needle in needles)

@@ -15,7 +15,11 @@ from qml_cli.core.models import FeatureFlag, utcnow
 from qml_cli.core.settings import get_settings
 
 # Settings that a stored flag can override.
-FLAG_SETTINGS = ("ML_CREDITS_ENABLED", "QUANTUM_ALGORITHMS_ENABLED", "AUTO_PREDICTIONS_ENABLED")
+FLAG_SETTINGS = (
+    "ML_CREDITS_ENABLED",
+    "QUANTUM_ALGORITHMS_ENABLED",
+    "AUTO_PREDICTIONS_ENABLED",
+)
 
 
 _engines_with_table: set[str] = set()

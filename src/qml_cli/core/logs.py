@@ -15,10 +15,23 @@ import re
 import sys
 
 SERVICE = "qml"
-FIELDS = ("operation", "tenant_id", "credits_used", "processing_time", "success", "error")
+FIELDS = (
+    "operation",
+    "tenant_id",
+    "credits_used",
+    "processing_time",
+    "success",
+    "error",
+)
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.I)
-_SECRET_NAMES = ("JWT_SECRET", "ENCRYPTION_KEY", "SENDGRID_API_KEY", "TWILIO_AUTH_TOKEN",
-                 "TWILIO_ACCOUNT_SID", "SENTRY_DSN")
+_SECRET_NAMES = (
+    "JWT_SECRET",
+    "ENCRYPTION_KEY",
+    "SENDGRID_API_KEY",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_ACCOUNT_SID",
+    "SENTRY_DSN",
+)
 
 
 def redact(text: str) -> str:
@@ -37,7 +50,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         document = {
             "timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"),
+                timespec="milliseconds"
+            ),
             "level": record.levelname.lower(),
             "service": SERVICE,
             "logger": record.name,

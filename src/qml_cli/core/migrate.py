@@ -39,17 +39,28 @@ def revisions() -> list[dict[str, str | None]]:
     script = _script()
     result = []
     for revision in reversed(list(script.walk_revisions())):
-        result.append({"revision": revision.revision, "down_revision": revision.down_revision,
-                       "description": (revision.doc or "").strip().splitlines()[0]})
+        result.append(
+            {
+                "revision": revision.revision,
+                "down_revision": revision.down_revision,
+                "description": (revision.doc or "").strip().splitlines()[0],
+            }
+        )
     return result
 
 
 def _check_target(revision: str, *, allow_base: bool) -> str:
     known = {item["revision"] for item in revisions()}
-    if revision in ("head", "heads") or revision in known or (allow_base and revision == "base"):
+    if (
+        revision in ("head", "heads")
+        or revision in known
+        or (allow_base and revision == "base")
+    ):
         return revision
     choices = ", ".join(sorted(known) + (["base"] if allow_base else []) + ["head"])
-    raise InvalidInput(f"unknown revision {revision!r}.", hint=f"Use one of: {choices}.")
+    raise InvalidInput(
+        f"unknown revision {revision!r}.", hint=f"Use one of: {choices}."
+    )
 
 
 def current_revision(engine: Engine | None = None) -> str | None:
@@ -62,7 +73,9 @@ def current_revision(engine: Engine | None = None) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(target: str = "head", engine: Engine | None = None) -> tuple[str | None, str]:
+def upgrade(
+    target: str = "head", engine: Engine | None = None
+) -> tuple[str | None, str]:
     """Upgrade to `target`; return (revision before, revision after)."""
     from alembic import command
 
@@ -74,7 +87,9 @@ def upgrade(target: str = "head", engine: Engine | None = None) -> tuple[str | N
     return before, current_revision(engine)
 
 
-def downgrade(target: str, engine: Engine | None = None) -> tuple[str | None, str | None]:
+def downgrade(
+    target: str, engine: Engine | None = None
+) -> tuple[str | None, str | None]:
     """Downgrade to `target` (a revision or `base`); return (before, after)."""
     from alembic import command
 
@@ -97,7 +112,9 @@ class DbStatus:
         return self.current == self.head
 
 
-def check(retries: int = 0, delay_s: float = 2.0, engine: Engine | None = None) -> DbStatus:
+def check(
+    retries: int = 0, delay_s: float = 2.0, engine: Engine | None = None
+) -> DbStatus:
     """Check reachability (retrying) and that the schema is at head.
 
     Raises `ServiceUnavailable` after the last failed retry and `CheckFailed` when the
@@ -113,8 +130,10 @@ def check(retries: int = 0, delay_s: float = 2.0, engine: Engine | None = None) 
             time.sleep(delay_s)
     status = DbStatus(mask_url(str(engine.url)), current, head_revision())
     if not status.at_head:
-        raise CheckFailed(f"database at revision {current or 'base'}, head is {status.head}.",
-                          hint="Run: qml db migrate")
+        raise CheckFailed(
+            f"database at revision {current or 'base'}, head is {status.head}.",
+            hint="Run: qml db migrate",
+        )
     return status
 
 
@@ -140,7 +159,8 @@ def verify(engine: Engine | None = None) -> dict:
     if "subscription_plans" in tables:
         with engine.connect() as connection:
             seeded["plans"] = connection.execute(
-                text("SELECT COUNT(*) FROM subscription_plans")).scalar_one()
+                text("SELECT COUNT(*) FROM subscription_plans")
+            ).scalar_one()
             if "ml_config" in tables:
                 seeded["ml_config"] = connection.execute(
                     text("SELECT COUNT(*) FROM ml_config WHERE key = 'operation_costs'")
@@ -149,7 +169,11 @@ def verify(engine: Engine | None = None) -> dict:
 
     if "subscription_plans" in tables:
         with engine.connect() as connection:
-            names = set(connection.execute(text("SELECT name FROM subscription_plans")).scalars())
+            names = set(
+                connection.execute(
+                    text("SELECT name FROM subscription_plans")
+                ).scalars()
+            )
         for plan in CANONICAL_PLANS:
             if plan["name"] not in names:
                 missing.append(f"seeded plan {plan['name']}")
@@ -159,5 +183,10 @@ def verify(engine: Engine | None = None) -> dict:
     head = head_revision()
     if revision != head:
         missing.append(f"revision {head} (database at {revision or 'base'})")
-    return {"ok": not missing, "missing": missing, "revision": revision, "head": head,
-            "seeded": seeded}
+    return {
+        "ok": not missing,
+        "missing": missing,
+        "revision": revision,
+        "head": head,
+        "seeded": seeded,
+    }

@@ -88,7 +88,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     plan_id: Mapped[int] = mapped_column(ForeignKey("subscription_plans.id"))
     pending_plan_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscription_plans.id"), default=None)
+        ForeignKey("subscription_plans.id"), default=None
+    )
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[str] = mapped_column(String(16), default="active")
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -102,7 +103,8 @@ class MlCredits(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+        ForeignKey("tenants.id", ondelete="CASCADE"), unique=True
+    )
     period_start: Mapped[dt.datetime]
     period_end: Mapped[dt.datetime]
     allowance: Mapped[int] = mapped_column(Integer)
@@ -225,6 +227,8 @@ class AutoPrediction(Base):
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     success_count: Mapped[int] = mapped_column(Integer, default=0)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -233,7 +237,8 @@ class PredictionRun(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     prediction_id: Mapped[int] = mapped_column(
-        ForeignKey("auto_predictions.id", ondelete="CASCADE"))
+        ForeignKey("auto_predictions.id", ondelete="CASCADE")
+    )
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -302,21 +307,42 @@ class Release(Base):
 
 # Indexes for the hot queries; revision 005 creates them and `qml db verify` checks them.
 HOT_INDEXES = (
-    Index("ix_auto_predictions_due", AutoPrediction.is_active, AutoPrediction.next_run_at),
-    Index("ix_ml_usage_history_tenant_created", MlUsageHistory.tenant_id,
-          MlUsageHistory.created_at),
-    Index("ix_ml_usage_history_operation", MlUsageHistory.tenant_id,
-          MlUsageHistory.operation),
-    Index("ix_ml_credit_grants_tenant_expired", MlCreditGrant.tenant_id,
-          MlCreditGrant.expired),
-    Index("ix_ml_credit_holds_status_expires", MlCreditHold.status,
-          MlCreditHold.expires_at),
-    Index("ix_prediction_runs_prediction_started", PredictionRun.prediction_id,
-          PredictionRun.started_at),
+    Index(
+        "ix_auto_predictions_due", AutoPrediction.is_active, AutoPrediction.next_run_at
+    ),
+    Index(
+        "ix_ml_usage_history_tenant_created",
+        MlUsageHistory.tenant_id,
+        MlUsageHistory.created_at,
+    ),
+    Index(
+        "ix_ml_usage_history_operation",
+        MlUsageHistory.tenant_id,
+        MlUsageHistory.operation,
+    ),
+    Index(
+        "ix_ml_credit_grants_tenant_expired",
+        MlCreditGrant.tenant_id,
+        MlCreditGrant.expired,
+    ),
+    Index(
+        "ix_ml_credit_holds_status_expires",
+        MlCreditHold.status,
+        MlCreditHold.expires_at,
+    ),
+    Index(
+        "ix_prediction_runs_prediction_started",
+        PredictionRun.prediction_id,
+        PredictionRun.started_at,
+    ),
     Index("ix_tenants_plan", Tenant.plan_id),
 )
 LATER_INDEXES = (
-    Index("ix_insights_tenant_fingerprint", Insight.tenant_id, Insight.input_fingerprint,
-          Insight.created_at),
+    Index(
+        "ix_insights_tenant_fingerprint",
+        Insight.tenant_id,
+        Insight.input_fingerprint,
+        Insight.created_at,
+    ),
     Index("ix_job_runs_job_started", JobRun.job, JobRun.started_at),
 )

@@ -18,28 +18,67 @@ from qml_cli.core.models import (
 from qml_cli.errors import InvalidInput
 
 CANONICAL_PLANS: tuple[dict[str, Any], ...] = (
-    {"name": "standard", "display_name": "Standard", "monthly_ml_credits": 30,
-     "auto_predictions_per_day": 3, "scheduled_workflows": 5, "price_cents": 0,
-     "currency": "BRL", "features": {"quantum_algorithms": False}},
-    {"name": "quantum_plus", "display_name": "Quantum+", "monthly_ml_credits": 300,
-     "auto_predictions_per_day": 6, "scheduled_workflows": 15, "price_cents": 9900,
-     "currency": "BRL", "features": {"quantum_algorithms": True}},
-    {"name": "quantum_premium", "display_name": "Quantum Premium",
-     "monthly_ml_credits": 1500, "auto_predictions_per_day": 12, "scheduled_workflows": 30,
-     "price_cents": 19900, "currency": "BRL", "features": {"quantum_algorithms": True}},
+    {
+        "name": "standard",
+        "display_name": "Standard",
+        "monthly_ml_credits": 30,
+        "auto_predictions_per_day": 3,
+        "scheduled_workflows": 5,
+        "price_cents": 0,
+        "currency": "BRL",
+        "features": {"quantum_algorithms": False},
+    },
+    {
+        "name": "quantum_plus",
+        "display_name": "Quantum+",
+        "monthly_ml_credits": 300,
+        "auto_predictions_per_day": 6,
+        "scheduled_workflows": 15,
+        "price_cents": 9900,
+        "currency": "BRL",
+        "features": {"quantum_algorithms": True},
+    },
+    {
+        "name": "quantum_premium",
+        "display_name": "Quantum Premium",
+        "monthly_ml_credits": 1500,
+        "auto_predictions_per_day": 12,
+        "scheduled_workflows": 30,
+        "price_cents": 19900,
+        "currency": "BRL",
+        "features": {"quantum_algorithms": True},
+    },
 )
 
 # Credit cost of each operation; `qml seed ml-config` stores these in `ml_config`.
-DEFAULT_OPERATION_COSTS = {"prediction": 1, "optimization": 1, "anomaly": 1,
-                           "segmentation": 2, "recommendation": 1}
+DEFAULT_OPERATION_COSTS = {
+    "prediction": 1,
+    "optimization": 1,
+    "anomaly": 1,
+    "segmentation": 2,
+    "recommendation": 1,
+}
 OPERATION_COSTS_KEY = "operation_costs"
 
-PLAN_FIELDS = {"name": str, "display_name": str, "monthly_ml_credits": int,
-               "auto_predictions_per_day": int, "scheduled_workflows": int,
-               "price_cents": int, "currency": str, "features": dict,
-               "rollover_percent": int, "is_active": bool}
-REQUIRED_PLAN_FIELDS = ("name", "display_name", "monthly_ml_credits",
-                        "auto_predictions_per_day", "scheduled_workflows")
+PLAN_FIELDS = {
+    "name": str,
+    "display_name": str,
+    "monthly_ml_credits": int,
+    "auto_predictions_per_day": int,
+    "scheduled_workflows": int,
+    "price_cents": int,
+    "currency": str,
+    "features": dict,
+    "rollover_percent": int,
+    "is_active": bool,
+}
+REQUIRED_PLAN_FIELDS = (
+    "name",
+    "display_name",
+    "monthly_ml_credits",
+    "auto_predictions_per_day",
+    "scheduled_workflows",
+)
 
 
 def load_plans_file(path: Path) -> list[dict[str, Any]]:
@@ -51,31 +90,43 @@ def load_plans_file(path: Path) -> list[dict[str, Any]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"plans file {path} is not valid JSON: {exc}.") from None
     if not isinstance(plans, list) or not plans:
-        raise InvalidInput(f"plans file {path} must contain a non-empty JSON list of plans.")
+        raise InvalidInput(
+            f"plans file {path} must contain a non-empty JSON list of plans."
+        )
     problems = []
     for number, plan in enumerate(plans, start=1):
         problems += [f"plan {number}: {problem}" for problem in validate_plan(plan)]
     if problems:
-        raise InvalidInput(f"invalid plans in {path}:\n  " + "\n  ".join(problems),
-                           hint="\nFix the file and run the command again.")
+        raise InvalidInput(
+            f"invalid plans in {path}:\n  " + "\n  ".join(problems),
+            hint="\nFix the file and run the command again.",
+        )
     return plans
 
 
 def validate_plan(plan: Any) -> list[str]:
     if not isinstance(plan, dict):
         return ["must be a JSON object"]
-    problems = [f"missing field {name!r}" for name in REQUIRED_PLAN_FIELDS if name not in plan]
+    problems = [
+        f"missing field {name!r}" for name in REQUIRED_PLAN_FIELDS if name not in plan
+    ]
     for name, value in plan.items():
         expected = PLAN_FIELDS.get(name)
         if expected is None:
             problems.append(f"unknown field {name!r}")
-        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            problems.append(f"field {name!r} must be {expected.__name__}, got {value!r}")
+        elif not isinstance(value, expected) or (
+            expected is int and isinstance(value, bool)
+        ):
+            problems.append(
+                f"field {name!r} must be {expected.__name__}, got {value!r}"
+            )
         elif expected is int and value < 0:
             problems.append(f"field {name!r} must not be negative, got {value}")
     name = plan.get("name")
     if isinstance(name, str) and not name.replace("_", "").isalnum():
-        problems.append(f"name {name!r} may contain only letters, digits and underscores")
+        problems.append(
+            f"name {name!r} may contain only letters, digits and underscores"
+        )
     rollover = plan.get("rollover_percent", 0)
     if isinstance(rollover, int) and not 0 <= rollover <= 100:
         problems.append(f"rollover_percent must be 0..100, got {rollover}")
@@ -86,8 +137,9 @@ def upsert_plans(session: Session, plans=CANONICAL_PLANS) -> dict[str, str]:
     """Insert or update plans by name; return {name: created|updated|unchanged}."""
     outcome: dict[str, str] = {}
     for plan in plans:
-        row = session.scalar(select(SubscriptionPlan).where(
-            SubscriptionPlan.name == plan["name"]))
+        row = session.scalar(
+            select(SubscriptionPlan).where(SubscriptionPlan.name == plan["name"])
+        )
         if row is None:
             session.add(SubscriptionPlan(**plan))
             outcome[plan["name"]] = "created"
@@ -104,14 +156,18 @@ def upsert_plans(session: Session, plans=CANONICAL_PLANS) -> dict[str, str]:
     return outcome
 
 
-def seed_ml_config(session: Session, changes: dict[str, int] | None = None) -> dict[str, int]:
+def seed_ml_config(
+    session: Session, changes: dict[str, int] | None = None
+) -> dict[str, int]:
     """Store the operation costs: defaults for operations not stored yet, costs an
     operator already changed are kept, and `changes` overrides both."""
     changes = changes or {}
     for operation, cost in changes.items():
         if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
-            raise InvalidInput(f"invalid cost {cost!r} for operation {operation!r}.",
-                               hint="Costs are whole numbers of credits, 0 or more.")
+            raise InvalidInput(
+                f"invalid cost {cost!r} for operation {operation!r}.",
+                hint="Costs are whole numbers of credits, 0 or more.",
+            )
     row = session.get(MlConfig, OPERATION_COSTS_KEY)
     stored = dict(row.value) if row else {}
     merged = {**DEFAULT_OPERATION_COSTS, **stored, **changes}
@@ -133,8 +189,10 @@ def operation_costs(session: Session) -> dict[str, int]:
 def operation_cost(session: Session, operation: str) -> int:
     costs = operation_costs(session)
     if operation not in costs:
-        raise InvalidInput(f"unknown operation {operation!r}.",
-                           hint=f"Use one of: {', '.join(sorted(costs))}.")
+        raise InvalidInput(
+            f"unknown operation {operation!r}.",
+            hint=f"Use one of: {', '.join(sorted(costs))}.",
+        )
     return costs[operation]
 
 
@@ -144,14 +202,25 @@ def remove_test_data(session: Session, *, dry_run: bool) -> list[dict[str, Any]]
 
     tenants = session.scalars(select(Tenant).where(Tenant.is_test.is_(True))).all()
     report = []
-    child_tables = (models.MlUsageHistory, models.MlCreditGrant, models.MlCreditHold,
-                    models.MlCredits, models.CreditAlert, models.MetricPoint,
-                    models.PredictionRun, models.AutoPrediction, models.Insight)
+    child_tables = (
+        models.MlUsageHistory,
+        models.MlCreditGrant,
+        models.MlCreditHold,
+        models.MlCredits,
+        models.CreditAlert,
+        models.MetricPoint,
+        models.PredictionRun,
+        models.AutoPrediction,
+        models.Insight,
+    )
     for tenant in tenants:
         counts = {}
         for table in child_tables:
             counts[table.__tablename__] = session.scalar(
-                select(func.count()).select_from(table).where(table.tenant_id == tenant.id))
+                select(func.count())
+                .select_from(table)
+                .where(table.tenant_id == tenant.id)
+            )
         report.append({"tenant": tenant.slug, "rows": counts})
         if not dry_run:
             # Explicit deletes so that SQLite without cascading FKs also cleans up.

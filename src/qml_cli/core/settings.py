@@ -33,58 +33,146 @@ class SettingSpec:
 
 
 SPECS: tuple[SettingSpec, ...] = (
-    SettingSpec("DATABASE_URL", "url", None,
-                "SQLAlchemy URL of the database; empty means the embedded SQLite file",
-                used_by="every command that stores data"),
-    SettingSpec("REDIS_URL", "url", None,
-                "Redis URL for cache, locks and rate limits; empty means the database",
-                used_by="insight cache, health"),
-    SettingSpec("ML_CREDITS_ENABLED", "bool", True,
-                "charge ML credits; false records operations at cost 0",
-                used_by="credits consume, predict run, insight run"),
-    SettingSpec("ML_DEFAULT_PLAN", "str", "standard",
-                "plan given to new tenants without --plan", used_by="tenants create"),
-    SettingSpec("ML_QUANTUM_OPTIMIZATION", "bool", False,
-                "solve subset selections with QAOA beside exact enumeration",
-                used_by="forecast ensembles, insight selection"),
-    SettingSpec("ML_CACHE_TTL", "int", 3600,
-                "seconds a stored insight is reused for the same input", minimum=0,
-                maximum=30 * 86400, used_by="insight run"),
-    SettingSpec("ML_MAX_CONCURRENT", "int", 2,
-                "worker processes for predict run --due", minimum=1, maximum=256,
-                used_by="predict run"),
-    SettingSpec("ML_TIMEOUT", "int", 30000,
-                "milliseconds one prediction or insight may take; also the credit hold timeout",
-                minimum=100, maximum=3_600_000, used_by="predict run, insight run"),
-    SettingSpec("QUANTUM_ALGORITHMS_ENABLED", "bool", True,
-                "run the quantum engine; false runs only the classical baselines",
-                used_by="quantum commands, selections"),
-    SettingSpec("QAOA_ITERATIONS", "int", 100,
-                "maximum optimiser iterations per QAOA depth step", minimum=1,
-                maximum=100_000, used_by="quantum qaoa, quantum maxcut"),
-    SettingSpec("GROVER_THRESHOLD", "int", 10,
-                "minimum qubits of a search space for which Grover search replaces a scan",
-                minimum=1, maximum=40, used_by="quantum grover"),
-    SettingSpec("SQD_CONFIDENCE", "float", 0.5,
-                "minimum probability or confidence below which a result is marked low-confidence",
-                minimum=0.0, maximum=1.0, used_by="quantum results, insights"),
-    SettingSpec("AUTO_PREDICTIONS_ENABLED", "bool", True,
-                "let predict run --due run scheduled predictions", used_by="predict run"),
-    SettingSpec("MONTHLY_RESET_ENABLED", "bool", True,
-                "let credits reset-monthly change balances", used_by="credits reset-monthly"),
-    SettingSpec("SCHEDULER_INTERVAL", "int", 60000,
-                "milliseconds between schedule checks of scheduler run", minimum=1000,
-                maximum=86_400_000, used_by="scheduler run"),
-    SettingSpec("JWT_SECRET", "secret", None,
-                "secret that signs API tokens; at least 32 bytes"),
-    SettingSpec("ENCRYPTION_KEY", "secret", None,
-                "key that encrypts backups (AES-256-GCM); at least 32 bytes",
-                used_by="backup create, backup verify, backup restore"),
+    SettingSpec(
+        "DATABASE_URL",
+        "url",
+        None,
+        "SQLAlchemy URL of the database; empty means the embedded SQLite file",
+        used_by="every command that stores data",
+    ),
+    SettingSpec(
+        "REDIS_URL",
+        "url",
+        None,
+        "Redis URL for cache, locks and rate limits; empty means the database",
+        used_by="insight cache, health",
+    ),
+    SettingSpec(
+        "ML_CREDITS_ENABLED",
+        "bool",
+        True,
+        "charge ML credits; false records operations at cost 0",
+        used_by="credits consume, predict run, insight run",
+    ),
+    SettingSpec(
+        "ML_DEFAULT_PLAN",
+        "str",
+        "standard",
+        "plan given to new tenants without --plan",
+        used_by="tenants create",
+    ),
+    SettingSpec(
+        "ML_QUANTUM_OPTIMIZATION",
+        "bool",
+        False,
+        "solve subset selections with QAOA beside exact enumeration",
+        used_by="forecast ensembles, insight selection",
+    ),
+    SettingSpec(
+        "ML_CACHE_TTL",
+        "int",
+        3600,
+        "seconds a stored insight is reused for the same input",
+        minimum=0,
+        maximum=30 * 86400,
+        used_by="insight run",
+    ),
+    SettingSpec(
+        "ML_MAX_CONCURRENT",
+        "int",
+        2,
+        "worker processes for predict run --due",
+        minimum=1,
+        maximum=256,
+        used_by="predict run",
+    ),
+    SettingSpec(
+        "ML_TIMEOUT",
+        "int",
+        30000,
+        "milliseconds one prediction or insight may take; also the credit hold timeout",
+        minimum=100,
+        maximum=3_600_000,
+        used_by="predict run, insight run",
+    ),
+    SettingSpec(
+        "QUANTUM_ALGORITHMS_ENABLED",
+        "bool",
+        True,
+        "run the quantum engine; false runs only the classical baselines",
+        used_by="quantum commands, selections",
+    ),
+    SettingSpec(
+        "QAOA_ITERATIONS",
+        "int",
+        100,
+        "maximum optimiser iterations per QAOA depth step",
+        minimum=1,
+        maximum=100_000,
+        used_by="quantum qaoa, quantum maxcut",
+    ),
+    SettingSpec(
+        "GROVER_THRESHOLD",
+        "int",
+        10,
+        "minimum qubits of a search space for which Grover search replaces a scan",
+        minimum=1,
+        maximum=40,
+        used_by="quantum grover",
+    ),
+    SettingSpec(
+        "SQD_CONFIDENCE",
+        "float",
+        0.5,
+        "minimum probability or confidence below which a result is marked low-confidence",
+        minimum=0.0,
+        maximum=1.0,
+        used_by="quantum results, insights",
+    ),
+    SettingSpec(
+        "AUTO_PREDICTIONS_ENABLED",
+        "bool",
+        True,
+        "let predict run --due run scheduled predictions",
+        used_by="predict run",
+    ),
+    SettingSpec(
+        "MONTHLY_RESET_ENABLED",
+        "bool",
+        True,
+        "let credits reset-monthly change balances",
+        used_by="credits reset-monthly",
+    ),
+    SettingSpec(
+        "SCHEDULER_INTERVAL",
+        "int",
+        60000,
+        "milliseconds between schedule checks of scheduler run",
+        minimum=1000,
+        maximum=86_400_000,
+        used_by="scheduler run",
+    ),
+    SettingSpec(
+        "JWT_SECRET", "secret", None, "secret that signs API tokens; at least 32 bytes"
+    ),
+    SettingSpec(
+        "ENCRYPTION_KEY",
+        "secret",
+        None,
+        "key that encrypts backups (AES-256-GCM); at least 32 bytes",
+        used_by="backup create, backup verify, backup restore",
+    ),
     SettingSpec("SENDGRID_API_KEY", "secret", None, "SendGrid key for e-mail alerts"),
     SettingSpec("TWILIO_ACCOUNT_SID", "secret", None, "Twilio account for SMS alerts"),
     SettingSpec("TWILIO_AUTH_TOKEN", "secret", None, "Twilio token for SMS alerts"),
-    SettingSpec("LOG_LEVEL", "choice", "INFO", "minimum level of the JSON logs",
-                choices=LOG_LEVELS, used_by="every command"),
+    SettingSpec(
+        "LOG_LEVEL",
+        "choice",
+        "INFO",
+        "minimum level of the JSON logs",
+        choices=LOG_LEVELS,
+        used_by="every command",
+    ),
     SettingSpec("SENTRY_DSN", "secret", None, "Sentry DSN for error reports"),
 )
 
@@ -145,8 +233,10 @@ def _parse(spec: SettingSpec, raw: str) -> Any:
     try:
         number = int(text) if spec.kind == "int" else float(text)
     except ValueError:
-        raise ValueError(f"expected {'an integer' if spec.kind == 'int' else 'a number'}, "
-                         f"got {raw!r}") from None
+        raise ValueError(
+            f"expected {'an integer' if spec.kind == 'int' else 'a number'}, "
+            f"got {raw!r}"
+        ) from None
     if spec.kind == "float" and number != number:
         raise ValueError("expected a number, got NaN")
     if spec.minimum is not None and number < spec.minimum:
@@ -161,13 +251,17 @@ def read_env_file(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     if not path.is_file():
-        raise InvalidInput(f"env file not found: {path}.",
-                           hint="Pass an existing file to --env-file.")
-    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+        raise InvalidInput(
+            f"env file not found: {path}.", hint="Pass an existing file to --env-file."
+        )
+    return {
+        key: value for key, value in dotenv_values(path).items() if value is not None
+    }
 
 
-def load_settings(env_file: Path | None = None,
-                  environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    env_file: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Load and validate every setting; raise `InvalidInput` listing all problems."""
     environ = dict(os.environ if environ is None else environ)
     file_values: dict[str, str] = {}
@@ -199,8 +293,10 @@ def load_settings(env_file: Path | None = None,
         sources[spec.name] = source
 
     if problems:
-        raise InvalidInput("invalid settings:\n  " + "\n  ".join(problems),
-                           hint="\nFix these variables in the environment or the env file.")
+        raise InvalidInput(
+            "invalid settings:\n  " + "\n  ".join(problems),
+            hint="\nFix these variables in the environment or the env file.",
+        )
     return Settings(values=values, sources=sources, env_file=env_file)
 
 

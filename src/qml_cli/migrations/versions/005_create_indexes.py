@@ -10,12 +10,30 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_auto_predictions_due", "auto_predictions", ["is_active", "next_run_at"])
-    op.create_index("ix_ml_usage_history_tenant_created", "ml_usage_history", ["tenant_id", "created_at"])
-    op.create_index("ix_ml_usage_history_operation", "ml_usage_history", ["tenant_id", "operation"])
-    op.create_index("ix_ml_credit_grants_tenant_expired", "ml_credit_grants", ["tenant_id", "expired"])
-    op.create_index("ix_ml_credit_holds_status_expires", "ml_credit_holds", ["status", "expires_at"])
-    op.create_index("ix_prediction_runs_prediction_started", "prediction_runs", ["prediction_id", "started_at"])
+    op.create_index(
+        "ix_auto_predictions_due", "auto_predictions", ["is_active", "next_run_at"]
+    )
+    op.create_index(
+        "ix_ml_usage_history_tenant_created",
+        "ml_usage_history",
+        ["tenant_id", "created_at"],
+    )
+    op.create_index(
+        "ix_ml_usage_history_operation", "ml_usage_history", ["tenant_id", "operation"]
+    )
+    op.create_index(
+        "ix_ml_credit_grants_tenant_expired",
+        "ml_credit_grants",
+        ["tenant_id", "expired"],
+    )
+    op.create_index(
+        "ix_ml_credit_holds_status_expires", "ml_credit_holds", ["status", "expires_at"]
+    )
+    op.create_index(
+        "ix_prediction_runs_prediction_started",
+        "prediction_runs",
+        ["prediction_id", "started_at"],
+    )
     op.create_index("ix_tenants_plan", "tenants", ["plan_id"])
 
 
