@@ -112,6 +112,10 @@ class MlCredits(Base):
     grant_remaining: Mapped[int] = mapped_column(Integer, default=0)
     held: Mapped[int] = mapped_column(Integer, default=0)
     used_this_period: Mapped[int] = mapped_column(Integer, default=0)
+    # Credits carried into this period by the plan's rollover_percent.
+    carried: Mapped[int] = mapped_column(Integer, default=0)
+    # Earliest effective time of a grant whose credits are not in the balance yet.
+    next_grant_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -129,6 +133,8 @@ class MlCreditGrant(Base):
     effective_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     expired: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the credits entered the balance; None while the grant is scheduled.
+    activated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
