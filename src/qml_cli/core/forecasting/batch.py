@@ -3,6 +3,12 @@
 Every step (seasonal test, fits, cross-validation, selection, intervals) works on
 whole (n, ...) arrays, so fitting a thousand series costs a few hundred NumPy calls
 per model, not a thousand optimiser runs.
+
+Strategies: "combine" averages damped Holt, Theta and a seasonal member (Holt-Winters
+multiplicative, else additive, else SES), the choice that measured best on M3 monthly
+(see docs/benchmarks-forecast.md); "select" takes each row's model with the lowest
+cross-validated MASE; "qubo" averages the members that minimise each row's
+cross-validated squared error, chosen as a QUBO.
 """
 
 from __future__ import annotations
@@ -11,12 +17,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qml_cli.core.forecasting.ensemble import choose_members_exact, error_products
 from qml_cli.core.forecasting.intervals import interval_multipliers, standardised_scores
 from qml_cli.core.forecasting.models import MODELS, prepare, run_models
 from qml_cli.core.forecasting.panel import Panel
-from qml_cli.core.forecasting.selection import CrossValidation, cross_validate
+from qml_cli.core.forecasting.selection import (
+    cross_validate,
+    mean_absolute_scaled,
+    symmetric_mape,
+)
+from qml_cli.core.forecasting.simple import zero_share
 
 DEFAULT_WINDOWS = 3
+STRATEGIES = ("combine", "select", "qubo")
+# Combination slots: each row uses the first model of a slot that fits it.
+CORE_SLOTS = (
+    ("damped_holt",),
+    ("theta",),
+    ("holt_winters_multiplicative", "holt_winters_additive", "ses"),
+)
+INTERMITTENT_SLOTS = (("croston",), ("tsb",), ("ses",))
+CORE_MODELS = (
+    "damped_holt",
+    "theta",
+    "holt_winters_multiplicative",
+    "holt_winters_additive",
+    "ses",
+    "croston",
+    "tsb",
+    "naive",
+)
+QUBO_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -32,14 +63,13 @@ class PanelForecast:
     candidates: dict[str, tuple[np.ndarray, np.ndarray]]
     ensemble: list[tuple[str, ...]] = field(default_factory=list)
     selection: list[dict | None] = field(default_factory=list)
+    weights: np.ndarray | None = None
 
 
 def cv_plan(lengths: np.ndarray, horizon: int) -> tuple[int, int]:
-    """Return (cv_horizon, step): the full horizon when the data allow it."""
-    shortest = int(lengths.max())
-    cv_horizon = max(1, min(horizon, shortest // 3))
-    step = max(1, cv_horizon // 3)
-    return cv_horizon, step
+    """Return (cv_horizon, step): the full horizon when the longest row allows it."""
+    cv_horizon = max(1, min(horizon, int(lengths.max()) // 3))
+    return cv_horizon, max(1, cv_horizon // 3)
 
 
 def forecast_panel(
@@ -49,50 +79,131 @@ def forecast_panel(
     levels: tuple[float, ...] = (80.0, 95.0),
     names: tuple[str, ...] | None = None,
     nonnegative: np.ndarray | bool = False,
+    strategy: str = "combine",
     windows: int = DEFAULT_WINDOWS,
 ) -> PanelForecast:
-    """Forecast every row of `panel` `horizon` steps ahead with per-row model choice."""
+    """Forecast every row of `panel` `horizon` steps ahead.
+
+    `names` lists the candidate models (all by default); the "combine" strategy also
+    needs its core models, which are added. Raises KeyError on an unknown strategy.
+    """
+    if strategy not in STRATEGIES:
+        raise KeyError(strategy)
     names = tuple(MODELS) if names is None else names
+    if strategy == "combine":
+        names = tuple(dict.fromkeys(names + CORE_MODELS))
     cv_horizon, step = cv_plan(panel.lengths, horizon)
     cv = cross_validate(panel, periods, cv_horizon, names, windows, step)
     final = run_models(prepare(panel, periods, horizon), names)
-    available = [name for name in names if name in final]
+    available = [name for name in names if name in final and name in cv.errors]
 
-    smape = np.column_stack([_or_nan(cv, name, "smape", panel.n) for name in available])
-    mase = np.column_stack([_or_nan(cv, name, "mase", panel.n) for name in available])
-    missing_final = np.column_stack(
-        [np.isnan(final[name].point).any(axis=1) for name in available]
+    errors = np.stack([cv.errors[name] for name in available], axis=1)
+    smape = np.stack([symmetric_mape(e, cv.actuals) for e in errors.swapaxes(0, 1)], 1)
+    mase = np.stack(
+        [mean_absolute_scaled(e, cv.scale) for e in errors.swapaxes(0, 1)], 1
     )
-    ranking = np.where(np.isfinite(mase) & ~missing_final, mase, np.inf)
-    fallback = available.index("naive") if "naive" in available else 0
+    points = np.stack([final[name].point for name in available], axis=1)
+    unusable = ~np.isfinite(mase) | np.isnan(points).any(axis=2)
+
+    if strategy == "combine":
+        weights, labels = _core_weights(panel, available, points, errors)
+    elif strategy == "select":
+        weights, labels = _best_weights(mase, unusable, available)
+    else:
+        weights, labels = _qubo_weights(errors, cv.scale, unusable, available)
+
+    point = _mix(weights, points)
+    std = _mix(weights, np.stack([final[name].std for name in available], axis=1))
+    cv_errors = _mix(weights, errors)
+    cv_stds = _mix(weights, np.stack([cv.stds[name] for name in available], axis=1))
+    scores = standardised_scores(cv_errors, cv_stds)
+    intervals = _intervals(point, std, scores, levels)
+    point, intervals = _apply_floor(point, intervals, nonnegative)
+
+    chosen_smape = symmetric_mape(cv_errors, cv.actuals)
+    chosen_mase = mean_absolute_scaled(cv_errors, cv.scale)
+    members = [tuple(available[k] for k in np.flatnonzero(row > 0)) for row in weights]
+    reason = [
+        _reason(strategy, label, member, score, cv_horizon)
+        for label, member, score in zip(labels, members, chosen_mase, strict=True)
+    ]
+    candidates = {name: (smape[:, k], mase[:, k]) for k, name in enumerate(available)}
+    ensemble = [member if len(member) > 1 else () for member in members]
+    return PanelForecast(
+        point,
+        intervals,
+        labels,
+        reason,
+        chosen_smape,
+        chosen_mase,
+        candidates,
+        ensemble,
+        [None] * panel.n,
+        weights,
+    )
+
+
+def _mix(weights: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+    """Return the weighted sum over model axis 1, ignoring zero-weight NaN models."""
+    shape = weights.shape + (1,) * (stacked.ndim - 2)
+    w = weights.reshape(shape)
+    return np.where(w > 0, w * stacked, 0.0).sum(axis=1) + np.where(
+        (w > 0) & np.isnan(stacked), np.nan, 0.0
+    ).sum(axis=1)
+
+
+def _core_weights(panel, available, points, errors):
+    """Return equal weights on the first fitting model of each combination slot."""
+    sparse = zero_share(panel) >= 0.3
+    weights = np.zeros((panel.n, len(available)))
+    for slots, rows in ((CORE_SLOTS, ~sparse), (INTERMITTENT_SLOTS, sparse)):
+        for slot in slots:
+            taken = np.zeros(panel.n, dtype=bool)
+            for name in slot:
+                if name not in available:
+                    continue
+                k = available.index(name)
+                fits = rows & ~taken & ~np.isnan(points[:, k]).any(axis=1)
+                weights[fits, k] += 1.0
+                taken |= fits
+    empty = weights.sum(axis=1) == 0
+    weights[empty, available.index("naive")] = 1.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    labels = [
+        "combination" if (row > 0).sum() > 1 else available[int(np.argmax(row))]
+        for row in weights
+    ]
+    return weights, labels
+
+
+def _best_weights(mase, unusable, available):
+    ranking = np.where(unusable, np.inf, mase)
+    fallback = available.index("naive")
     best = np.where(
         np.isfinite(ranking).any(axis=1), np.argmin(ranking, axis=1), fallback
     )
-    rows = np.arange(panel.n)
+    weights = np.zeros_like(mase)
+    weights[np.arange(len(best)), best] = 1.0
+    return weights, [available[b] for b in best]
 
-    points = np.stack([final[name].point for name in available], axis=1)
-    stds = np.stack([final[name].std for name in available], axis=1)
-    point, std = points[rows, best], stds[rows, best]
-    cv_errors = np.stack([cv.errors[name] for name in available], axis=1)[rows, best]
-    cv_stds = np.stack([cv.stds[name] for name in available], axis=1)[rows, best]
 
-    intervals = _intervals(point, std, standardised_scores(cv_errors, cv_stds), levels)
-    point, intervals = _apply_floor(point, intervals, nonnegative)
-    model = [available[b] for b in best]
-    reason = [
-        _reason(available[b], mase[r, b], len(available), cv_horizon)
-        for r, b in enumerate(best)
-    ]
-    candidates = {name: (smape[:, k], mase[:, k]) for k, name in enumerate(available)}
-    return PanelForecast(
-        point, intervals, model, reason, smape[rows, best], mase[rows, best], candidates
+def _qubo_weights(errors, scale, unusable, available):
+    n, models = unusable.shape
+    scaled = (
+        errors.reshape(n, models, -1) / np.where(scale > 0, scale, 1.0)[:, None, None]
     )
-
-
-def _or_nan(cv: CrossValidation, name: str, metric: str, n: int) -> np.ndarray:
-    if name not in cv.errors:
-        return np.full(n, np.nan)
-    return getattr(cv, metric)(name)
+    products = error_products(np.where(unusable[:, :, None], np.nan, scaled))
+    # An unusable model gets a prohibitive own error so no optimum includes it.
+    big = 1e6 * (1.0 + np.nanmax(np.abs(products), axis=(1, 2)))
+    eye = np.eye(models, dtype=bool)[None]
+    products = np.where(unusable[:, :, None] & eye, big[:, None, None], products)
+    chosen = choose_members_exact(products, QUBO_SIZE)
+    weights = chosen / np.maximum(chosen.sum(axis=1, keepdims=True), 1.0)
+    labels = [
+        "combination" if (row > 0).sum() > 1 else available[int(np.argmax(row))]
+        for row in weights
+    ]
+    return weights, labels
 
 
 def _intervals(point, std, scores, levels):
@@ -119,10 +230,23 @@ def _apply_floor(point, intervals, nonnegative):
     return point, clipped
 
 
-def _reason(name: str, score: float, count: int, cv_horizon: int) -> str:
-    if not np.isfinite(score):
-        return f"{name} is the fallback because no candidate could be cross-validated."
-    return (
-        f"{name} had the lowest cross-validated MASE ({score:.3f}) of {count} "
-        f"candidate models at horizon {cv_horizon}."
+def _reason(
+    strategy: str, label: str, members: tuple[str, ...], score: float, cv_horizon: int
+) -> str:
+    scored = (
+        f"cross-validated MASE {score:.3f} at horizon {cv_horizon}"
+        if np.isfinite(score)
+        else "no cross-validation was possible"
     )
+    if len(members) > 1 and strategy == "combine":
+        return f"The default combination of {', '.join(members)} ({scored})."
+    if len(members) > 1:
+        return (
+            f"The QUBO choice of {', '.join(members)} had the lowest "
+            f"cross-validated squared error of the mean ({scored})."
+        )
+    if strategy == "select":
+        return (
+            f"{label} had the lowest cross-validated MASE of the candidates ({scored})."
+        )
+    return f"{label} is the only model that fits this series ({scored})."

@@ -100,11 +100,11 @@ def _short(
     panel = Panel.from_series([series])
     output = forecast_naive(panel, horizon)
     z_scores = {80.0: 1.2816, 95.0: 1.96}
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
     intervals = {}
     for level in levels:
-        z = z_scores.get(level, float(norm.ppf(0.5 + level / 200.0)))
+        z = z_scores.get(level, float(ndtri(0.5 + level / 200.0)))
         lower, upper = output.point - z * output.std, output.point + z * output.std
         if nonnegative:
             lower, upper = np.maximum(lower, 0.0), np.maximum(upper, 0.0)

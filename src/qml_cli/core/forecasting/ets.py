@@ -16,9 +16,9 @@ import numpy as np
 
 from qml_cli.core.forecasting.panel import Panel
 
-ALPHAS = np.array([0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 0.99])
-BETAS = np.array([0.01, 0.04, 0.1, 0.2, 0.35])
-PHIS = np.array([0.8, 0.88, 0.94, 0.98])
+ALPHAS = np.array([0.02, 0.06, 0.12, 0.2, 0.3, 0.45, 0.65, 0.9])
+BETAS = np.array([0.01, 0.05, 0.15, 0.3])
+PHIS = np.array([0.82, 0.92, 0.98])
 HEAD = 10  # observations used to initialise the level and trend
 
 
@@ -49,29 +49,72 @@ def initial_states(panel: Panel, trend: bool) -> tuple[np.ndarray, np.ndarray]:
     return intercept - slope, slope
 
 
-def run_filter(panel: Panel, alpha, beta, phi, level0, trend0):
+def run_filter(panel: Panel, alpha, beta, phi, level0, trend0, optimise_initial=True):
     """Run the recursion for grids of parameters (broadcast to (n, G)).
 
-    Returns (sse, level, trend, count): sums of squared one-step errors and the
-    states after the last column, each (n, G), and the number of errors (n, 1).
+    The one-step errors are linear in the initial level and trend, so the recursion
+    carries their derivatives too and the least-squares initial states are solved in
+    closed form per grid point (the concentrated likelihood of the ETS literature).
+    `level0` and `trend0` are the base states the solution is measured from; with
+    `optimise_initial` false they are used as they are, at a third of the cost.
+    Returns (sse, level, trend, count), each (n, G) except count (n, 1).
     """
     shape = np.broadcast_shapes(
         np.shape(alpha), np.shape(beta), np.shape(phi), (panel.n, 1)
     )
     level = np.broadcast_to(level0[:, None], shape).copy()
     trend = np.broadcast_to(trend0[:, None], shape).copy()
-    sse = np.zeros(shape)
+    # Derivatives of the states by initial state k (0 the level, 1 the trend).
+    d_level = [np.ones(shape), np.zeros(shape)]
+    d_trend = [np.zeros(shape), np.ones(shape)]
+    sums = {key: np.zeros(shape) for key in ("rr", "r0", "r1", "00", "01", "11")}
     alpha_beta = alpha * beta
-    first = int(panel.start.min())
-    for column in range(first, panel.width):
+    for column in range(int(panel.start.min()), panel.width):
         active = (panel.start <= column)[:, None]
         y = np.nan_to_num(panel.values[:, column : column + 1])
         forecast = level + phi * trend
         error = np.where(active, y - forecast, 0.0)
-        sse += error * error
+        if not optimise_initial:
+            sums["rr"] += error * error
+            level = np.where(active, forecast + alpha * error, level)
+            trend = np.where(active, phi * trend + alpha_beta * error, trend)
+            continue
+        slopes = [np.where(active, d_level[k] + phi * d_trend[k], 0.0) for k in (0, 1)]
+        sums["rr"] += error * error
+        sums["r0"] += error * slopes[0]
+        sums["r1"] += error * slopes[1]
+        sums["00"] += slopes[0] * slopes[0]
+        sums["01"] += slopes[0] * slopes[1]
+        sums["11"] += slopes[1] * slopes[1]
         level = np.where(active, forecast + alpha * error, level)
         trend = np.where(active, phi * trend + alpha_beta * error, trend)
+        for k in (0, 1):
+            # de/dx0 = -slope, so the states move by slope - alpha * slope.
+            d_level[k] = np.where(active, slopes[k] * (1.0 - alpha), d_level[k])
+            d_trend[k] = np.where(
+                active, phi * d_trend[k] - alpha_beta * slopes[k], d_trend[k]
+            )
+    if not optimise_initial:
+        return sums["rr"], level, trend, panel.lengths[:, None].astype(float)
+    shift0, shift1, sse = _solve_initial(sums, has_trend=np.any(beta != 0))
+    level = level + shift0 * d_level[0] + shift1 * d_level[1]
+    trend = trend + shift0 * d_trend[0] + shift1 * d_trend[1]
     return sse, level, trend, panel.lengths[:, None].astype(float)
+
+
+def _solve_initial(sums, has_trend: bool):
+    """Solve min_x sum (r_t - s_t . x)^2 for the initial-state shift x (1 or 2 dims)."""
+    ridge = 1e-9 * (1.0 + sums["00"] + sums["11"])
+    if not has_trend:
+        shift0 = sums["r0"] / (sums["00"] + ridge)
+        return shift0, np.zeros_like(shift0), sums["rr"] - shift0 * sums["r0"]
+    a, b, c = sums["00"] + ridge, sums["01"], sums["11"] + ridge
+    determinant = a * c - b * b
+    determinant = np.where(np.abs(determinant) > 1e-12 * a * c, determinant, np.inf)
+    shift0 = (c * sums["r0"] - b * sums["r1"]) / determinant
+    shift1 = (a * sums["r1"] - b * sums["r0"]) / determinant
+    sse = sums["rr"] - shift0 * sums["r0"] - shift1 * sums["r1"]
+    return shift0, shift1, np.maximum(sse, 0.0)
 
 
 def _grid(trend: bool, damped: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,7 +142,7 @@ def fit_smoothing(panel: Panel, trend: bool, damped: bool):
     trend, sigma), each (n,)."""
     level0, trend0 = initial_states(panel, trend)
     alpha, beta, phi = (g[None, :] for g in _grid(trend, damped))
-    sse, _, _, _ = run_filter(panel, alpha, beta, phi, level0, trend0)
+    sse, _, _, _ = run_filter(panel, alpha, beta, phi, level0, trend0, False)
     best = _pick((alpha, beta, phi), sse)
 
     # Second pass: a finer grid around each row's best point.

@@ -15,9 +15,9 @@ import numpy as np
 from qml_cli.core.forecasting.ets import ModelForecast, damped_sums
 from qml_cli.core.forecasting.panel import Panel
 
-ALPHAS = np.array([0.05, 0.15, 0.3, 0.5, 0.75, 0.95])
-BETAS = np.array([0.01, 0.05, 0.15])
-GAMMAS = np.array([0.01, 0.05, 0.15, 0.3])
+ALPHAS = np.array([0.08, 0.25, 0.5, 0.8])
+BETAS = np.array([0.02, 0.1])
+GAMMAS = np.array([0.02, 0.1, 0.25])
 PHI = 0.98
 
 

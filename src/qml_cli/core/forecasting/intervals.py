@@ -10,7 +10,7 @@ square of z is used instead, a variance calibration of the model's own formula.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 
 
 def standardised_scores(errors: np.ndarray, stds: np.ndarray) -> np.ndarray:
@@ -27,15 +27,12 @@ def interval_multipliers(scores: np.ndarray, levels: tuple[float, ...]) -> np.nd
     """Return the std multiplier for each row and level, shape (n, len(levels))."""
     count = np.isfinite(scores).sum(axis=1)
     ordered = np.sort(np.where(np.isfinite(scores), scores, np.inf), axis=1)
-    with np.errstate(invalid="ignore"):
-        rms = np.sqrt(
-            np.nanmean(np.where(np.isfinite(scores), scores**2, np.nan), axis=1)
-        )
-    rms = np.where(count > 0, rms, 1.0)
+    squares = np.where(np.isfinite(scores), scores**2, 0.0).sum(axis=1)
+    rms = np.where(count > 0, np.sqrt(squares / np.maximum(count, 1)), 1.0)
     multipliers = np.empty((scores.shape[0], len(levels)))
     for column, level in enumerate(levels):
         share = level / 100.0
-        gaussian = norm.ppf(0.5 + share / 2.0) * rms
+        gaussian = ndtri(0.5 + share / 2.0) * rms
         rank = np.ceil((count + 1) * share).astype(int)
         usable = (rank <= count) & (count > 0)
         picked = ordered[

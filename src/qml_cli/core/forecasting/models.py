@@ -39,6 +39,18 @@ class Prepared:
     period: int
     horizon: int
 
+    def subset(self, rows: np.ndarray) -> Prepared:
+        """Return the preparation restricted to the rows selected by a boolean mask."""
+        return Prepared(
+            Panel(self.raw.values[rows], self.raw.start[rows]),
+            Panel(self.adjusted.values[rows], self.adjusted.start[rows]),
+            self.factors[rows],
+            self.multiplicative[rows],
+            self.seasonal[rows],
+            self.period,
+            self.horizon,
+        )
+
     def reseason(self, forecast: ModelForecast) -> ModelForecast:
         """Put the seasonal pattern back on a forecast of the adjusted series."""
         future = self.factors[:, self.raw.width :]
@@ -108,6 +120,7 @@ MODELS: dict[str, Callable[[Prepared], ModelForecast]] = {
     "holt_winters_multiplicative": _holt_winters(True),
     "theta": _adjusted(theta.forecast_theta),
     "optimized_theta": _adjusted(theta.forecast_optimized_theta),
+    "dynamic_optimized_theta": _adjusted(theta.forecast_dynamic_theta),
     "croston": lambda p: simple.forecast_croston(p.raw, p.horizon),
     "tsb": lambda p: simple.forecast_tsb(p.raw, p.horizon),
 }
@@ -127,7 +140,7 @@ def applicable(name: str, prepared: Prepared) -> np.ndarray:
     everywhere = np.ones(raw.n, dtype=bool)
     if name in ("naive", "ses"):
         return everywhere
-    if name in ("drift", "theta", "optimized_theta"):
+    if name in ("drift", "theta", "optimized_theta", "dynamic_optimized_theta"):
         return lengths >= 3
     if name in ("holt", "damped_holt"):
         return lengths >= 4
@@ -145,15 +158,17 @@ def applicable(name: str, prepared: Prepared) -> np.ndarray:
 
 
 def run_models(prepared: Prepared, names: tuple[str, ...]) -> dict[str, ModelForecast]:
-    """Fit each named model on the rows where it applies (others are NaN)."""
+    """Fit each named model on the rows where it applies (the other rows are NaN)."""
     results = {}
+    shape = (prepared.raw.n, prepared.horizon)
     for name in names:
         mask = applicable(name, prepared)
         if not mask.any():
             continue
+        subset = prepared if mask.all() else prepared.subset(mask)
         with np.errstate(all="ignore"):
-            output = MODELS[name](prepared)
-        point = np.where(mask[:, None], output.point, np.nan)
-        std = np.where(mask[:, None], output.std, np.nan)
+            output = MODELS[name](subset)
+        point, std = np.full(shape, np.nan), np.full(shape, np.nan)
+        point[mask], std[mask] = output.point, output.std
         results[name] = ModelForecast(point, std)
     return results

@@ -79,3 +79,76 @@ def forecast_optimized_theta(panel: Panel, horizon: int) -> ModelForecast:
     sigma = np.sqrt(sse[rows, best] / np.maximum(panel.lengths - 3, 1))
     std = _ses_std(alpha * (1.0 - 1.0 / theta) * theta, sigma, horizon)
     return ModelForecast(point, std)
+
+
+DYNAMIC_THETAS = np.array([1.0, 1.4, 1.8, 2.0, 2.3, 2.7, 3.2, 4.0])
+DYNAMIC_ALPHAS = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 0.95])
+
+
+def _dynamic_trend(panel: Panel):
+    """Return the running mean, intercept A_t and slope B_t of each row (n, width).
+
+    Least squares on y_1..y_t updated recursively, with t counted from each row's
+    first value: B_t = ((t-2) B_{t-1} + 6 (y_t - mean_{t-1}) / t) / (t+1).
+    """
+    mean = np.zeros(panel.values.shape)
+    intercept = np.zeros_like(mean)
+    slope = np.zeros_like(mean)
+    running_mean = np.zeros(panel.n)
+    running_slope = np.zeros(panel.n)
+    for column in range(int(panel.start.min()), panel.width):
+        t = (column - panel.start + 1).astype(float)
+        active = t >= 1
+        y = np.nan_to_num(panel.values[:, column])
+        safe_t = np.maximum(t, 1.0)
+        new_slope = (
+            (safe_t - 2) * running_slope + 6.0 * (y - running_mean) / safe_t
+        ) / (safe_t + 1)
+        new_slope = np.where(t <= 1, 0.0, new_slope)
+        new_mean = running_mean + (y - running_mean) / safe_t
+        running_slope = np.where(active, new_slope, running_slope)
+        running_mean = np.where(active, new_mean, running_mean)
+        mean[:, column] = running_mean
+        slope[:, column] = running_slope
+        intercept[:, column] = running_mean - (safe_t + 1) / 2.0 * running_slope
+    return mean, intercept, slope
+
+
+def forecast_dynamic_theta(panel: Panel, horizon: int) -> ModelForecast:
+    """Dynamic optimised Theta (DOTM): intercept and slope updated at each step."""
+    _, intercept, slope = _dynamic_trend(panel)
+    grid = np.array(np.meshgrid(DYNAMIC_THETAS, DYNAMIC_ALPHAS, indexing="ij"))
+    theta, alpha = (g.reshape(1, -1) for g in grid)
+    weight = 1.0 - 1.0 / theta
+    level = np.broadcast_to(panel.first()[:, None], (panel.n, theta.shape[1])).copy()
+    sse = np.zeros_like(level)
+    rows_a = np.zeros(panel.n)
+    rows_b = np.zeros(panel.n)
+    for column in range(int(panel.start.min()), panel.width):
+        t = (column - panel.start + 1).astype(float)[:, None]
+        active = t >= 1
+        y = np.nan_to_num(panel.values[:, column : column + 1])
+        if column > 0:
+            rows_a = intercept[:, column - 1 : column]
+            rows_b = slope[:, column - 1 : column]
+        else:
+            rows_a = rows_b = np.zeros((panel.n, 1))
+        decay = (1.0 - alpha) ** (t - 1)
+        trend_part = decay * rows_a + (1.0 - decay * (1.0 - alpha)) / alpha * rows_b
+        fitted = level + weight * np.where(t > 1, trend_part, 0.0)
+        error = np.where(active & (t > 1), y - fitted, 0.0)
+        sse += error * error
+        level = np.where(active, alpha * y + (1.0 - alpha) * level, level)
+    rows = np.arange(panel.n)
+    best = np.argmin(sse, axis=1)
+    theta, alpha, level = theta[0, best], alpha[0, best], level[rows, best]
+    n_obs = panel.lengths.astype(float)
+    steps = np.arange(horizon)[None, :]
+    decay = (1.0 - alpha) ** n_obs
+    last_a, last_b = intercept[:, -1], slope[:, -1]
+    trend_part = (decay * last_a)[:, None] + (
+        steps + ((1.0 - (1.0 - alpha) * decay) / alpha)[:, None]
+    ) * last_b[:, None]
+    point = level[:, None] + (1.0 - 1.0 / theta)[:, None] * trend_part
+    sigma = np.sqrt(sse[rows, best] / np.maximum(n_obs - 3, 1))
+    return ModelForecast(point, _ses_std(alpha, sigma, horizon))
