@@ -218,12 +218,23 @@ def alerts(json_output: JsonOption = False) -> None:
 
 
 @app.command("reset-monthly")
-def reset_monthly(dry_run: DryRunOption = False, json_output: JsonOption = False) -> None:
+def reset_monthly(
+    dry_run: DryRunOption = False,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", min=0,
+        help="Seconds to wait for a running reset before exiting 5 (default: 0).")] = None,
+    json_output: JsonOption = False,
+) -> None:
     """Reset tenants whose period ended (safe to run hourly, twice, or concurrently)."""
     from qml_cli.core import credits
     from qml_cli.core.db import session_scope
+    from qml_cli.core.jobs import run_job
 
-    report = credits.reset_monthly(session_scope, dry_run=dry_run)
+    if dry_run:
+        report = credits.reset_monthly(session_scope, dry_run=True)
+    else:
+        report = run_job("credits-reset-monthly",
+                         lambda: credits.reset_monthly(session_scope), wait_s=wait)
     if json_output:
         print_json(report)
     elif not report["enabled"]:
