@@ -72,12 +72,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    env_file: Annotated[Path | None, typer.Option(
-        "--env-file", help="Read settings from this dotenv file instead of ./.env.",
-        dir_okay=False)] = None,
-    version: Annotated[bool, typer.Option(
-        "--version", help="Print the version and exit.", callback=_version,
-        is_eager=True)] = False,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            help="Read settings from this dotenv file instead of ./.env.",
+            dir_okay=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_version,
+            is_eager=True,
+        ),
+    ] = False,
 ) -> None:
     """Operations toolkit for the Quantum ML service."""
     from qml_cli.core import logs, settings
@@ -106,7 +117,7 @@ _register()
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="qml")
     except QmlError as exc:  # raised outside a command, e.g. while parsing
         from qml_cli.cli.output import error
 
@@ -114,5 +125,13 @@ def main() -> None:
         raise SystemExit(exc.exit_code) from None
     except SystemExit:
         raise
-    except Exception:
+    except (
+        Exception
+    ) as exc:  # an unexpected error: say what it was, keep the trace in logs
+        from qml_cli.cli.output import error
+
+        logging.getLogger("qml").error("unexpected error", exc_info=exc)
+        error(
+            f"unexpected {type(exc).__name__}: {exc}. Run with LOG_LEVEL=DEBUG for details."
+        )
         raise SystemExit(EXIT_FAILED) from None
