@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qml_cli.core.forecasting.ensemble import choose_members_exact, error_products
+from qml_cli.core.forecasting.ensemble import (
+    choose_members,
+    choose_members_exact,
+    error_products,
+)
 from qml_cli.core.forecasting.intervals import interval_multipliers, standardised_scores
 from qml_cli.core.forecasting.models import MODELS, prepare, run_models
 from qml_cli.core.forecasting.panel import Panel
@@ -81,11 +85,13 @@ def forecast_panel(
     nonnegative: np.ndarray | bool = False,
     strategy: str = "combine",
     windows: int = DEFAULT_WINDOWS,
+    use_quantum: bool = False,
 ) -> PanelForecast:
     """Forecast every row of `panel` `horizon` steps ahead.
 
     `names` lists the candidate models (all by default); the "combine" strategy also
-    needs its core models, which are added. Raises KeyError on an unknown strategy.
+    needs its core models, which are added. With `use_quantum` the "qubo" strategy
+    also runs QAOA on each row and reports it. Raises KeyError on an unknown strategy.
     """
     if strategy not in STRATEGIES:
         raise KeyError(strategy)
@@ -105,12 +111,15 @@ def forecast_panel(
     points = np.stack([final[name].point for name in available], axis=1)
     unusable = ~np.isfinite(mase) | np.isnan(points).any(axis=2)
 
+    reports: list[dict | None] = [None] * panel.n
     if strategy == "combine":
         weights, labels = _core_weights(panel, available, points, errors)
     elif strategy == "select":
         weights, labels = _best_weights(mase, unusable, available)
     else:
-        weights, labels = _qubo_weights(errors, cv.scale, unusable, available)
+        weights, labels, reports = _qubo_weights(
+            errors, cv.scale, unusable, available, use_quantum
+        )
 
     point = _mix(weights, points)
     std = _mix(weights, np.stack([final[name].std for name in available], axis=1))
@@ -138,7 +147,7 @@ def forecast_panel(
         chosen_mase,
         candidates,
         ensemble,
-        [None] * panel.n,
+        reports,
         weights,
     )
 
@@ -187,23 +196,34 @@ def _best_weights(mase, unusable, available):
     return weights, [available[b] for b in best]
 
 
-def _qubo_weights(errors, scale, unusable, available):
+def _qubo_weights(errors, scale, unusable, available, use_quantum):
     n, models = unusable.shape
-    scaled = (
-        errors.reshape(n, models, -1) / np.where(scale > 0, scale, 1.0)[:, None, None]
-    )
+    safe_scale = np.where(scale > 0, scale, 1.0)[:, None, None]
+    scaled = errors.reshape(n, models, -1) / safe_scale
     products = error_products(np.where(unusable[:, :, None], np.nan, scaled))
     # An unusable model gets a prohibitive own error so no optimum includes it.
     big = 1e6 * (1.0 + np.nanmax(np.abs(products), axis=(1, 2)))
     eye = np.eye(models, dtype=bool)[None]
     products = np.where(unusable[:, :, None] & eye, big[:, None, None], products)
-    chosen = choose_members_exact(products, QUBO_SIZE)
+    reports: list[dict | None] = [None] * n
+    if use_quantum:
+        chosen = np.zeros((n, models))
+        for row in range(n):
+            members, reports[row] = choose_members(
+                products[row], available, QUBO_SIZE, use_quantum=True, seed=row
+            )
+            chosen[row] = [name in members for name in available]
+    else:
+        chosen = choose_members_exact(products, QUBO_SIZE)
     weights = chosen / np.maximum(chosen.sum(axis=1, keepdims=True), 1.0)
-    labels = [
+    return weights, _labels(weights, available), reports
+
+
+def _labels(weights: np.ndarray, available: list[str]) -> list[str]:
+    return [
         "combination" if (row > 0).sum() > 1 else available[int(np.argmax(row))]
         for row in weights
     ]
-    return weights, labels
 
 
 def _intervals(point, std, scores, levels):

@@ -36,7 +36,10 @@ def forecast_metric(
 
     Raises InvalidInput on NaN or infinite values, unsorted or duplicate timestamps,
     a horizon below 1 or a level outside (0, 100). Short and constant series never
-    raise: they get a simpler model and the reason says why.
+    raise: they get a simpler model and the reason says why. The default forecast
+    is the cross-validated combination of damped Holt, Theta and Holt-Winters; with
+    `use_quantum` the members are chosen per series as a QUBO, solved by exact
+    enumeration and by QAOA, and `selection` reports both.
     """
     levels_checked = check_options(horizon, levels, missing, frequency)
     dates, numbers = check_series(timestamps, values)
@@ -60,6 +63,8 @@ def forecast_metric(
             periods,
             levels_checked,
             nonnegative=nonnegative,
+            strategy="qubo" if use_quantum else "combine",
+            use_quantum=use_quantum,
         )
         notes = ()
     if gaps and policy == "skip":
