@@ -227,3 +227,20 @@ def test_two_concurrent_runs_run_each_once(tmp_path, pg_engine, pg_url):
     assert {count for _, count in per_prediction} == {1}
     assert sum(s["credits_charged"] for s in summaries) == 12
     assert invoke("credits", "audit").exit_code == 0
+
+
+def test_overlapping_run_of_same_worker_exits_5(tmp_path, pg_engine, pg_url):
+    from qml_cli.core.jobs import job_lock
+
+    setup_tenant(tmp_path)
+    with job_lock(pg_engine, "predict-run-due@host-a"):
+        env = {**os.environ, "DATABASE_URL": pg_url, "QML_WORKER_NAME": "host-a"}
+        result = subprocess.run(
+            [sys.executable, "-m", "qml_cli", "predict", "run", "--due"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 5
+    assert json.loads(invoke("predict", "run", "--due", "--json").output)["run"] == 1

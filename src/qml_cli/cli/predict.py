@@ -304,7 +304,10 @@ def run(
         outcome = prediction_runs.run_one(prediction_id)
         summary = prediction_runs._summary([outcome])
     else:
-        summary = _run_due(workers, json_output)
+        from qml_cli.core.jobs import run_job
+
+        name = f"predict-run-due@{prediction_runs.worker_identity()}"
+        summary = run_job(name, lambda: _run_due(workers, json_output), wait_s=wait)
     if json_output:
         print_json(summary)
     else:

@@ -395,8 +395,13 @@ def _compute_and_store(
     return outcome
 
 
+def worker_identity() -> str:
+    """Return this worker's name: QML_WORKER_NAME, else the host name."""
+    return os.environ.get("QML_WORKER_NAME") or socket.gethostname()
+
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{worker_identity()}:{os.getpid()}"
 
 
 def _worker_init(env_file: str | None) -> None:
