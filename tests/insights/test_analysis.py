@@ -308,3 +308,12 @@ def test_mismatched_lengths_raise():
 def test_unknown_type_raises():
     with pytest.raises(InvalidInput, match="unknown insight type forecast"):
         parse_types("trend,forecast")
+
+
+def test_every_other_day_stays_daily():
+    n = 120
+    stamps = days(n)[::2]
+    values = noise(n, 28, scale=2.0)[::2]
+    values[30:] += 20.0
+    found = detected(analyze(stamps, values, types="changepoint"), "changepoint")
+    assert found[0].evidence["timestamp"] == "2024-03-01"

@@ -33,6 +33,20 @@ MIN_BLOCKS = 4
 MIN_GAP_PERCENT = 5.0
 
 
+def engine_forecast(times: np.ndarray, values: np.ndarray, horizon: int) -> dict:
+    """Forecast with the forecasting engine (`forecast_metric`), returning the point
+    forecast and its 80% interval in the `ForecastFn` form. The cash-flow type is
+    used because it lets forecasts go negative, as some metrics do."""
+    from qml_cli.core.forecasting import forecast_metric
+
+    stamps = [stamp.item() for stamp in times.astype("datetime64[s]")]
+    result = forecast_metric(stamps, values, horizon=horizon, levels=(80,),
+                             metric_type="cash_flow")
+    lower, upper = result.intervals[80.0]
+    return {"forecast": result.point, "lower": lower, "upper": upper,
+            "model": result.model}
+
+
 def horizon_for(series: Series) -> int:
     """Return the forecast horizon in steps, at most a quarter of the series."""
     return max(1, min(HORIZONS.get(series.step, 7), len(series.values) // 4))

@@ -81,9 +81,16 @@ def to_datetime64(timestamps: Sequence) -> np.ndarray:
     return np.array(out, dtype="datetime64[s]")
 
 
-def _classify_step(seconds: float) -> str:
+def _classify_step(spacing: np.ndarray) -> str:
+    """Name the grid step: the step the median spacing matches, else hour or day
+    when every spacing is a whole number of them (a daily metric with missing
+    days), else irregular."""
+    median = float(np.median(spacing))
     for name, (length, *_rest) in STEPS.items():
-        if abs(seconds - length) <= 0.1 * length:
+        if abs(median - length) <= 0.1 * length:
+            return name
+    for name in ("day", "hour"):
+        if np.all(spacing % int(STEPS[name][0]) == 0):
             return name
     return "irregular"
 
@@ -136,8 +143,7 @@ def prepare(
 
 def _regularise(times: np.ndarray, data: np.ndarray) -> Series:
     spacing = np.diff(np.unique(times)).astype(np.int64)
-    step_seconds = float(np.median(spacing))
-    step = _classify_step(step_seconds)
+    step = _classify_step(spacing)
     if step == "irregular":
         # NOTE: an irregular series keeps its points in order, one grid position each,
         # so seasons are not searched and rates are per median spacing.
