@@ -1,0 +1,181 @@
+"""Exact state-vector simulation of QAOA circuits with adjoint gradients.
+
+Convention. With energy table E (the QUBO, minimised) and angles
+`gammas[0..p-1]`, `betas[0..p-1]`, the state is
+
+    |psi> = U_M(beta_p) U_C(gamma_p) ... U_M(beta_1) U_C(gamma_1) |+>^n,
+    U_C(gamma) = exp(-i gamma E),   U_M(beta) = exp(-i beta sum_j X_j),
+
+so `U_M` is `RX(2 beta)` on every qubit in the `RX(t) = exp(-i t X / 2)` convention.
+Qubit j is index bit j (variable j). For MaxCut the engine's energy is minus the
+cut, so its gamma is minus the gamma of papers that write `exp(-i gamma C_cut)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from qml_cli.quantum import kernels, statevector
+from qml_cli.quantum.qubo import EnergyTable
+
+
+class QaoaSimulator:
+    """Simulates QAOA on one energy table; raises `ResourceLimit` when the state
+    vectors it needs would not fit in `available` bytes (default: free memory)."""
+
+    def __init__(self, table: EnergyTable, dtype: str = "complex128",
+                 available: int | None = None, plan: kernels.MixerPlan | None = None,
+                 gradients: bool = True) -> None:
+        self.table = table
+        self.n = table.num_variables
+        self.dtype = statevector.resolve_dtype(dtype)
+        # Gradients keep a second state and float64 energies and probabilities.
+        if gradients:
+            per_index = 2 * self.dtype.itemsize + 16
+        else:
+            per_index = self.dtype.itemsize + 1
+        statevector.check_memory(self.n, per_index, "QAOA simulation", available)
+        self.plan = plan or kernels.make_plan(self.n)
+        self.work = kernels.Workspace(self.plan, self.dtype)
+        self.phases = kernels.PhaseTable(table, self.dtype)
+        self._energy_levels = table.minimum + np.arange(table.level_count) \
+            if table.is_integer else None
+
+    # -- evolution -------------------------------------------------------------
+
+    def initial_state(self) -> np.ndarray:
+        """Return `S^n |+>^n`, amplitudes `i^popcount(x) / sqrt(2^n)` (S frame)."""
+        state = np.full(1 << self.n, 1 / math.sqrt(1 << self.n), dtype=self.dtype)
+        statevector.apply_popcount_phase(state, 1j, self.plan.block_bits)
+        return state
+
+    def evolve(self, gammas: Sequence[float], betas: Sequence[float]) -> np.ndarray:
+        """Return the final QAOA state in the S frame (see `kernels`)."""
+        _check_angles(gammas, betas)
+        state = self.initial_state()
+        for gamma, beta in zip(gammas, betas, strict=True):
+            kernels.apply_layer(state, self.phases, gamma, beta, self.plan, self.work)
+        return state
+
+    def state(self, gammas: Sequence[float], betas: Sequence[float]) -> np.ndarray:
+        """Return the final QAOA state `|psi>` in the computational basis."""
+        state = self.evolve(gammas, betas)
+        statevector.apply_popcount_phase(state, -1j, self.plan.block_bits)
+        return state
+
+    # -- measurements ----------------------------------------------------------
+
+    def level_distribution(self, state: np.ndarray) -> np.ndarray:
+        """Return the probability of each level `minimum + l` of an integer table."""
+        size = self.work.phase.shape[0]
+        counts = np.zeros(self.table.level_count)
+        for start in range(0, state.shape[0], size):
+            weights = statevector.probabilities(state[start:start + size])
+            counts += np.bincount(self.table.levels[start:start + size],
+                                  weights=weights, minlength=counts.shape[0])
+        return counts
+
+    def expectation_of(self, state: np.ndarray) -> float:
+        """Return `<psi|E|psi>` of a state from this simulator."""
+        if self.table.is_integer:
+            return float(self.level_distribution(state) @ self._energy_levels)
+        size = self.work.phase.shape[0]
+        total = 0.0
+        for start in range(0, state.shape[0], size):
+            weights = statevector.probabilities(state[start:start + size])
+            total += float(weights @ self.table.values[start:start + size])
+        return total
+
+    def optimum_probability(self, state: np.ndarray) -> float:
+        """Return the probability of measuring a bit string of minimum energy."""
+        if self.table.is_integer:
+            return float(self.level_distribution(state)[0])
+        weights = statevector.probabilities(state)
+        tolerance = 1e-9 * max(1.0, abs(self.table.minimum), abs(self.table.maximum))
+        return float(weights[self.table.values <= self.table.minimum + tolerance].sum())
+
+    def expectation(self, gammas: Sequence[float], betas: Sequence[float]) -> float:
+        """Return the energy expectation `<psi(gamma, beta)|E|psi(gamma, beta)>`."""
+        return self.expectation_of(self.evolve(gammas, betas))
+
+    # -- objectives with gradients ---------------------------------------------
+
+    def objective_weights(self, state: np.ndarray, cvar_alpha: float | None
+                          ) -> tuple[float, float, np.ndarray]:
+        """Return (value, constant, per-index weights) of the objective.
+
+        The objective is `constant + sum_x p(x) w(x)`. For the expectation `w = E`
+        and the constant is 0. For CVaR at level alpha (the mean energy of the
+        lowest alpha of the probability mass, Barkoutsos et al., Quantum 4, 256,
+        2020) `w = min(E - tau, 0) / alpha` and the constant is the alpha-quantile
+        tau, whose derivative terms cancel, so `w` is also the adjoint observable.
+        """
+        energies = self._full_energies()
+        if cvar_alpha is None:
+            return self.expectation_of(state), 0.0, energies
+        weights = statevector.probabilities(state)
+        order = self._energy_order()
+        cumulative = np.cumsum(weights[order])
+        position = int(np.searchsorted(cumulative, cvar_alpha * cumulative[-1]))
+        tau = float(energies[order[min(position, order.shape[0] - 1)]])
+        observable = np.minimum(energies - tau, 0.0) / cvar_alpha
+        return tau + float(weights @ observable), tau, observable
+
+    def value_and_gradient(self, gammas: Sequence[float], betas: Sequence[float],
+                           cvar_alpha: float | None = None
+                           ) -> tuple[float, np.ndarray]:
+        """Return the objective and its exact gradient by the adjoint method.
+
+        The gradient vector is `[d/dgamma_1..p, d/dbeta_1..p]`. One forward pass,
+        then the layers are undone on the state and on `lambda = W psi` together:
+        `df/dbeta_l = 2 Re <lambda|G|psi>` with the mixer generator G, and
+        `df/dgamma_l = 2 sum_x E(x) Im(conj(lambda_x) psi_x)` right after the cost
+        phase of layer l.
+        """
+        state = self.evolve(gammas, betas)
+        value, _, observable = self.objective_weights(state, cvar_alpha)
+        adjoint = state * observable
+        p = len(gammas)
+        gradient = np.zeros(2 * p)
+        energies = self._full_energies()
+        for layer in range(p - 1, -1, -1):
+            gradient[p + layer] = 2 * kernels.mixer_generator_overlap(adjoint, state)
+            for vector in (state, adjoint):
+                kernels.apply_mixer(vector, -betas[layer], self.plan, self.work)
+            gradient[layer] = 2 * _phase_overlap(adjoint, state, energies)
+            if layer:
+                for vector in (state, adjoint):
+                    kernels.apply_phase(vector, self.phases, -gammas[layer], self.work)
+        return value, gradient
+
+    def _full_energies(self) -> np.ndarray:
+        if getattr(self, "_energies_cache", None) is None:
+            self._energies_cache = self.table.as_float()
+        return self._energies_cache
+
+    def _energy_order(self) -> np.ndarray:
+        if getattr(self, "_order_cache", None) is None:
+            self._order_cache = np.argsort(self._full_energies(), kind="stable")
+        return self._order_cache
+
+
+def _phase_overlap(adjoint: np.ndarray, state: np.ndarray,
+                   energies: np.ndarray) -> float:
+    """Return `sum_x E(x) Im(conj(adjoint_x) state_x)`."""
+    left = adjoint.view(adjoint.real.dtype).reshape(-1, 2)
+    right = state.view(state.real.dtype).reshape(-1, 2)
+    cross = left[:, 0] * right[:, 1] - left[:, 1] * right[:, 0]
+    return float(cross @ energies)
+
+
+def _check_angles(gammas: Sequence[float], betas: Sequence[float]) -> None:
+    from qml_cli.errors import InvalidInput
+
+    if len(gammas) != len(betas) or not len(gammas):
+        raise InvalidInput(f"QAOA needs as many gammas as betas, at least one; got "
+                           f"{len(gammas)} and {len(betas)}.")
+    if not all(math.isfinite(value) for value in (*gammas, *betas)):
+        raise InvalidInput("QAOA angles must be finite numbers.")
