@@ -23,10 +23,10 @@ from qml_cli.core.forecasting.ensemble import (
     error_products,
 )
 from qml_cli.core.forecasting.intervals import interval_multipliers, standardised_scores
-from qml_cli.core.forecasting.models import MODELS, prepare, run_models
+from qml_cli.core.forecasting.models import MODELS
 from qml_cli.core.forecasting.panel import Panel
 from qml_cli.core.forecasting.selection import (
-    cross_validate,
+    evaluate,
     mean_absolute_scaled,
     symmetric_mape,
 )
@@ -99,8 +99,7 @@ def forecast_panel(
     if strategy == "combine":
         names = tuple(dict.fromkeys(names + CORE_MODELS))
     cv_horizon, step = cv_plan(panel.lengths, horizon)
-    cv = cross_validate(panel, periods, cv_horizon, names, windows, step)
-    final = run_models(prepare(panel, periods, horizon), names)
+    cv, final = evaluate(panel, periods, horizon, cv_horizon, names, windows, step)
     available = [name for name in names if name in final and name in cv.errors]
 
     errors = np.stack([cv.errors[name] for name in available], axis=1)

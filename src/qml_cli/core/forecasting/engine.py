@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qml_cli.core.forecasting import calendar
-from qml_cli.core.forecasting.batch import PanelForecast, forecast_panel
+from qml_cli.core.forecasting.batch import CORE_MODELS, PanelForecast, forecast_panel
 from qml_cli.core.forecasting.panel import Panel
 from qml_cli.core.forecasting.result import Forecast
 from qml_cli.core.forecasting.validation import check_options, check_series
@@ -63,6 +63,7 @@ def forecast_metric(
             periods,
             levels_checked,
             nonnegative=nonnegative,
+            names=None if use_quantum else CORE_MODELS,
             strategy="qubo" if use_quantum else "combine",
             use_quantum=use_quantum,
         )

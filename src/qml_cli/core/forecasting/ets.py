@@ -69,9 +69,10 @@ def run_filter(panel: Panel, alpha, beta, phi, level0, trend0, optimise_initial=
     d_trend = [np.zeros(shape), np.ones(shape)]
     sums = {key: np.zeros(shape) for key in ("rr", "r0", "r1", "00", "01", "11")}
     alpha_beta = alpha * beta
+    filled = panel.filled(0.0)
     for column in range(int(panel.start.min()), panel.width):
         active = (panel.start <= column)[:, None]
-        y = np.nan_to_num(panel.values[:, column : column + 1])
+        y = filled[:, column : column + 1]
         forecast = level + phi * trend
         error = np.where(active, y - forecast, 0.0)
         if not optimise_initial:

@@ -45,9 +45,10 @@ def _run(panel: Panel, period: int, multiplicative: bool, params, states):
     trend = np.broadcast_to(trend0[:, None], shape).copy()
     slots = np.broadcast_to(slots0[:, None, :], shape + (period,)).copy()
     sse = np.zeros(shape)
+    filled = panel.filled(0.0)
     for column in range(int(panel.start.min()), panel.width):
         active = (panel.start <= column)[:, None]
-        y = np.nan_to_num(panel.values[:, column : column + 1])
+        y = filled[:, column : column + 1]
         season = slots[:, :, column % period]
         base = level + phi * trend
         if multiplicative:

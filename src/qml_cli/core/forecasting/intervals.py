@@ -3,8 +3,9 @@
 Each cross-validation error is standardised by the model's own h-step standard
 deviation at that origin, z = |e| / std. The interval at level L is the final
 forecast's std times the split-conformal quantile of z, rank ceil((N + 1) L) of N
-scores. With too few scores for that rank the normal quantile times the root mean
-square of z is used instead, a variance calibration of the model's own formula.
+scores, but never less than the normal quantile times the root mean square of z
+(the model's variance formula calibrated on the same errors). With too few scores
+for that rank the calibrated normal quantile is used alone.
 """
 
 from __future__ import annotations
@@ -38,5 +39,7 @@ def interval_multipliers(scores: np.ndarray, levels: tuple[float, ...]) -> np.nd
         picked = ordered[
             np.arange(len(count)), np.clip(rank - 1, 0, scores.shape[1] - 1)
         ]
-        multipliers[:, column] = np.where(usable, picked, gaussian)
+        multipliers[:, column] = np.where(
+            usable, np.maximum(picked, gaussian), gaussian
+        )
     return multipliers

@@ -3,6 +3,8 @@
 Origins sit at the end of the training data minus horizon + w * step for w = 0..W-1.
 At each origin the models are refitted on the data before it (seasonal test and
 indices included), so no information from the evaluated window leaks into the fit.
+A model that does not apply at an origin (too short, no seasonality yet) leaves NaN
+errors there, and the scores average over the origins that remain.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qml_cli.core.forecasting.ets import ModelForecast
 from qml_cli.core.forecasting.models import prepare, run_models
 from qml_cli.core.forecasting.panel import Panel
 
@@ -80,31 +83,59 @@ def _lag_mae(panel: Panel, lag: int) -> np.ndarray:
     )
 
 
-def cross_validate(
+def shifted(panel: Panel, end: int, rows: np.ndarray) -> Panel:
+    """Return the selected rows cut before column `end`, right-aligned again."""
+    offset = panel.width - end
+    values = np.full((int(rows.sum()), panel.width), np.nan)
+    values[:, offset:] = panel.values[rows, :end]
+    return Panel(values, panel.start[rows] + offset)
+
+
+def evaluate(
     panel: Panel,
     periods: tuple[int, ...],
     horizon: int,
+    cv_horizon: int,
     names: tuple[str, ...],
     windows: int,
     step: int,
-) -> CrossValidation:
-    """Refit every model at each origin and collect its out-of-sample errors."""
-    errors = {name: np.full((panel.n, windows, horizon), np.nan) for name in names}
-    stds = {name: np.full((panel.n, windows, horizon), np.nan) for name in names}
-    actuals = np.full((panel.n, windows, horizon), np.nan)
+) -> tuple[CrossValidation, dict[str, ModelForecast]]:
+    """Cross-validate every model and fit it on the whole panel, in one stacked run.
+
+    The training panels of all origins and the full panel are stacked as rows of one
+    panel, so each model runs once however many origins there are.
+    """
+    blocks, owners = [panel], [(None, np.ones(panel.n, dtype=bool))]
     for window in range(windows):
-        end = panel.width - horizon - window * step
-        if end < MIN_TRAIN:
-            break
+        end = panel.width - cv_horizon - window * step
         valid = (end - panel.start) >= MIN_TRAIN
-        if not valid.any():
+        if end < MIN_TRAIN or not valid.any():
             break
-        train = panel.truncate(end)
-        observed = panel.values[:, end : end + horizon]
-        actuals[valid, window] = observed[valid]
-        prepared = prepare(train, periods, horizon)
-        for name, output in run_models(prepared, names).items():
-            errors[name][valid, window] = (observed - output.point)[valid]
-            stds[name][valid, window] = output.std[valid]
+        blocks.append(shifted(panel, end, valid))
+        owners.append((window, valid))
+    stacked = Panel(
+        np.concatenate([block.values for block in blocks]),
+        np.concatenate([block.start for block in blocks]),
+    )
+    fitted = run_models(prepare(stacked, periods, max(horizon, cv_horizon)), names)
+
+    final = {}
+    errors = {name: np.full((panel.n, windows, cv_horizon), np.nan) for name in fitted}
+    stds = {name: np.full((panel.n, windows, cv_horizon), np.nan) for name in fitted}
+    actuals = np.full((panel.n, windows, cv_horizon), np.nan)
+    for name, output in fitted.items():
+        final[name] = ModelForecast(
+            output.point[: panel.n, :horizon], output.std[: panel.n, :horizon]
+        )
+    first = panel.n
+    for window, valid in owners[1:]:
+        end = panel.width - cv_horizon - window * step
+        rows = slice(first, first + int(valid.sum()))
+        observed = panel.values[valid, end : end + cv_horizon]
+        actuals[valid, window] = observed
+        for name, output in fitted.items():
+            errors[name][valid, window] = observed - output.point[rows, :cv_horizon]
+            stds[name][valid, window] = output.std[rows, :cv_horizon]
+        first = rows.stop
     scale = insample_scale(panel, periods[0] if periods else 1)
-    return CrossValidation(errors, stds, actuals, scale, horizon)
+    return CrossValidation(errors, stds, actuals, scale, cv_horizon), final

@@ -61,9 +61,10 @@ def forecast_optimized_theta(panel: Panel, horizon: int) -> ModelForecast:
     )
     level = first_z.copy()
     sse = np.zeros((panel.n, theta.shape[1]))
+    filled = panel.filled(0.0)
     for column in range(int(panel.start.min()), panel.width):
         active = (panel.start <= column)[:, None]
-        y = np.nan_to_num(panel.values[:, column : column + 1])
+        y = filled[:, column : column + 1]
         line = intercept[:, None] + slope[:, None] * column
         fitted = line / theta + (1.0 - 1.0 / theta) * level
         sse += np.where(active, (y - fitted) ** 2, 0.0)
@@ -96,10 +97,11 @@ def _dynamic_trend(panel: Panel):
     slope = np.zeros_like(mean)
     running_mean = np.zeros(panel.n)
     running_slope = np.zeros(panel.n)
+    filled = panel.filled(0.0)
     for column in range(int(panel.start.min()), panel.width):
         t = (column - panel.start + 1).astype(float)
         active = t >= 1
-        y = np.nan_to_num(panel.values[:, column])
+        y = filled[:, column]
         safe_t = np.maximum(t, 1.0)
         new_slope = (
             (safe_t - 2) * running_slope + 6.0 * (y - running_mean) / safe_t
@@ -124,10 +126,11 @@ def forecast_dynamic_theta(panel: Panel, horizon: int) -> ModelForecast:
     sse = np.zeros_like(level)
     rows_a = np.zeros(panel.n)
     rows_b = np.zeros(panel.n)
+    filled = panel.filled(0.0)
     for column in range(int(panel.start.min()), panel.width):
         t = (column - panel.start + 1).astype(float)[:, None]
         active = t >= 1
-        y = np.nan_to_num(panel.values[:, column : column + 1])
+        y = filled[:, column : column + 1]
         if column > 0:
             rows_a = intercept[:, column - 1 : column]
             rows_b = slope[:, column - 1 : column]
