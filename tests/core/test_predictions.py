@@ -212,8 +212,13 @@ def test_two_concurrent_runs_run_each_once(tmp_path, pg_engine, pg_url):
     env = {**os.environ, "DATABASE_URL": pg_url, "ML_MAX_CONCURRENT": "1"}
     command = [sys.executable, "-m", "qml_cli", "predict", "run", "--due", "--json"]
     workers = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(
+            command,
+            env={**env, "QML_WORKER_NAME": f"host-{index}"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(2)
     ]
     summaries = [json.loads(worker.communicate(timeout=300)[0]) for worker in workers]
     assert sum(s["run"] for s in summaries) == 12

@@ -290,9 +290,21 @@ def run(
             help="Worker processes (default ML_MAX_CONCURRENT).",
         ),
     ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for this worker's previous run before exiting 5.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Run due predictions (for cron) or one prediction now; exit 1 if any failed."""
+    """Run due predictions (for cron) or one prediction now; exit 1 if any failed.
+
+    Overlapping `--due` runs of one worker (QML_WORKER_NAME, default the host name)
+    exit 5; workers on other hosts share the due work.
+    """
     from qml_cli.core import prediction_runs
     from qml_cli.errors import InvalidInput
 

@@ -25,11 +25,17 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from qml_cli.core import clock, credits, metrics
+from qml_cli.core import clock, credits, ledger, metrics
 from qml_cli.core.db import session_scope
 from qml_cli.core.flags import effective_settings
 from qml_cli.core.logs import get_logger
-from qml_cli.core.models import AutoPrediction, PredictionRun, SubscriptionPlan, Tenant
+from qml_cli.core.models import (
+    AutoPrediction,
+    MlCreditHold,
+    PredictionRun,
+    SubscriptionPlan,
+    Tenant,
+)
 from qml_cli.core.predictions import next_fire
 from qml_cli.core.seeds import operation_cost
 from qml_cli.errors import Conflict, InsufficientCredits, NotFound
@@ -134,7 +140,18 @@ def _daily_runs(session, tenant: Tenant, now: dt.datetime) -> int:
     day_start = dt.datetime(local.year, local.month, local.day, tzinfo=tz).astimezone(
         dt.UTC
     )
-    return session.scalar(
+    in_flight = session.scalar(
+        select(func.count())
+        .select_from(MlCreditHold)
+        .where(
+            MlCreditHold.tenant_id == tenant.id,
+            MlCreditHold.operation == OPERATION,
+            MlCreditHold.status == "pending",
+        )
+    )
+    # NOTE: at an operation cost of 0 no hold marks a run in flight, so parallel
+    # workers can exceed the daily limit by up to their number minus one.
+    return in_flight + session.scalar(
         select(func.count())
         .select_from(PredictionRun)
         .where(
@@ -224,41 +241,27 @@ def execute(
     """Run one claimed prediction to completion; never raises for a failed run."""
     now = now or clock.now()
     started = clock.now()
-    with session_scope() as session:
-        prediction = session.get(AutoPrediction, prediction_id)
-        tenant = session.get(Tenant, prediction.tenant_id)
-        plan = session.get(SubscriptionPlan, tenant.plan_id)
-        outcome = RunOutcome(prediction_id, tenant.slug, prediction.name, "skipped")
-        settings = effective_settings(session)
-        skip = None
-        if tenant.status != "active":
-            skip = "tenant_disabled"
-        elif (
-            scheduled
-            and _daily_runs(session, tenant, now) >= plan.auto_predictions_per_day
-        ):
-            skip = "daily_limit"
-        cost = operation_cost(session, OPERATION)
-    if skip:
-        outcome.reason = skip
-        outcome.run_id = _finish(
-            prediction_id,
-            token,
-            now=now,
-            scheduled=scheduled,
-            status="skipped",
-            reason=skip,
-            started=started,
-        )
-        return outcome
-
     key = f"{OPERATION}:{prediction_id}:{token}"
-    hold_id = None
+    hold_id, charged, skip = None, 0, None
     try:
         with session_scope() as session:
+            prediction = session.get(AutoPrediction, prediction_id)
             tenant = session.get(Tenant, prediction.tenant_id)
-            held = (
-                credits.reserve(
+            plan = session.get(SubscriptionPlan, tenant.plan_id)
+            outcome = RunOutcome(prediction_id, tenant.slug, prediction.name, "skipped")
+            settings = effective_settings(session)
+            cost = operation_cost(session, OPERATION)
+            # The account lock serialises this check with other workers' reservations.
+            ledger.lock_account(session, tenant)
+            if tenant.status != "active":
+                skip = "tenant_disabled"
+            elif (
+                scheduled
+                and _daily_runs(session, tenant, now) >= plan.auto_predictions_per_day
+            ):
+                skip = "daily_limit"
+            elif cost:
+                held = credits.reserve(
                     session,
                     tenant,
                     cost,
@@ -267,11 +270,7 @@ def execute(
                     timeout_s=settings["ML_TIMEOUT"] / 1000 * 2 + 60,
                     context={"prediction_id": prediction_id},
                 )
-                if cost
-                else None
-            )
-            hold_id = held.hold_id if held else None
-            charged = held.charged if held else 0
+                hold_id, charged = held.hold_id, held.charged
     except InsufficientCredits:
         outcome.reason = "insufficient_credits"
         outcome.run_id = _finish(
@@ -281,6 +280,19 @@ def execute(
             scheduled=scheduled,
             status="skipped",
             reason="insufficient_credits",
+            started=started,
+        )
+        return outcome
+
+    if skip:
+        outcome.reason = skip
+        outcome.run_id = _finish(
+            prediction_id,
+            token,
+            now=now,
+            scheduled=scheduled,
+            status="skipped",
+            reason=skip,
             started=started,
         )
         return outcome

@@ -52,15 +52,15 @@ def next_fire(schedule: str, tz_name: str, after: dt.datetime) -> dt.datetime:
             schedule, after.astimezone(tz), max_years_between_matches=CRON_SEARCH_YEARS
         )
         fire = iterator.get_next(dt.datetime)
-    except (CroniterBadCronError, ValueError, KeyError) as exc:
-        raise InvalidInput(
-            f"invalid cron schedule {schedule!r}: {exc}.",
-            hint='Use five fields, e.g. "0 9 * * *" for 09:00 daily.',
-        ) from None
     except CroniterBadDateError:
         raise InvalidInput(
             f"cron schedule {schedule!r} never fires.",
             hint="Check the day and month fields, e.g. February has no 30th.",
+        ) from None
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        raise InvalidInput(
+            f"invalid cron schedule {schedule!r}: {exc}.",
+            hint='Use five fields, e.g. "0 9 * * *" for 09:00 daily.',
         ) from None
     return fire.astimezone(dt.UTC)
 
