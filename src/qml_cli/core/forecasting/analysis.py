@@ -133,9 +133,19 @@ def compare_periods(
 
 
 def _rolling_median(series: np.ndarray, width: int) -> np.ndarray:
+    """Return the centred rolling median; edge points take the nearest full window,
+    because a truncated window at the end would cover only part of a season."""
+    if len(series) <= width:
+        return np.full(len(series), np.median(series))
     half = width // 2
-    return np.array(
-        [np.median(series[max(0, k - half) : k + half + 1]) for k in range(len(series))]
+    windows = np.lib.stride_tricks.sliding_window_view(series, width)
+    medians = np.median(windows, axis=1)
+    return np.concatenate(
+        [
+            np.full(half, medians[0]),
+            medians,
+            np.full(len(series) - len(medians) - half, medians[-1]),
+        ]
     )
 
 
