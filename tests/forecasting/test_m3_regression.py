@@ -1,7 +1,7 @@
 """Accuracy regression on a fixed subset of M3 monthly (60 series, horizon 18).
 
 The subset file ships with the tests, so this runs without the bench extra. The
-stored figures are the engine's measured accuracy on it; a change that loses more
+stored figures are the engine's measured accuracy on it. A change that loses more
 than the tolerance fails here before it reaches the full benchmark.
 """
 

@@ -1,4 +1,4 @@
-"""Known answers and exact-fit properties of each model on short series."""
+"""Known-answer tests and exact-fit properties of each model on short series."""
 
 from __future__ import annotations
 

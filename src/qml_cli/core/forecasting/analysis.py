@@ -133,8 +133,10 @@ def compare_periods(
 
 
 def _rolling_median(series: np.ndarray, width: int) -> np.ndarray:
-    """Return the centred rolling median; edge points take the nearest full window,
-    because a truncated window at the end would cover only part of a season."""
+    """Return the centred rolling median, edge points taking the nearest full window.
+
+    A truncated window at the end would cover only part of a season.
+    """
     if len(series) <= width:
         return np.full(len(series), np.median(series))
     half = width // 2

@@ -4,11 +4,11 @@ Every step (seasonal test, fits, cross-validation, selection, intervals) works o
 whole (n, ...) arrays, so fitting a thousand series costs a few hundred NumPy calls
 per model, not a thousand optimiser runs.
 
-Strategies: "combine" averages damped Holt, Theta and a seasonal member (Holt-Winters
-multiplicative, else additive, else SES), the choice that measured best on M3 monthly
-(see docs/benchmarks-forecast.md); "select" takes each row's model with the lowest
-cross-validated MASE; "qubo" averages the members that minimise each row's
-cross-validated squared error, chosen as a QUBO.
+Strategies: "combine" averages damped Holt, Theta and a seasonal member
+(Holt-Winters multiplicative, else additive, else SES). That default measured best
+on M3 monthly (docs/benchmarks-forecast.md). "select" takes each row's model with
+the lowest cross-validated MASE. "qubo" averages the members that minimise each
+row's cross-validated squared error, chosen as a QUBO.
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ def run_filter(panel: Panel, alpha, beta, phi, level0, trend0, optimise_initial=
     The one-step errors are linear in the initial level and trend, so the recursion
     carries their derivatives too and the least-squares initial states are solved in
     closed form per grid point (the concentrated likelihood of the ETS literature).
-    `level0` and `trend0` are the base states the solution is measured from; with
-    `optimise_initial` false they are used as they are, at a third of the cost.
+    `level0` and `trend0` are the base states the solution is measured from. With
+    `optimise_initial` false they are used as given, at a third of the cost.
     Returns (sse, level, trend, count), each (n, G) except count (n, 1).
     """
     shape = np.broadcast_shapes(

@@ -2,10 +2,10 @@
 
 Each cross-validation error is standardised by the model's own h-step standard
 deviation at that origin, z = |e| / std. The interval at level L is the final
-forecast's std times the split-conformal quantile of z, rank ceil((N + 1) L) of N
-scores, but never less than the normal quantile times the root mean square of z
-(the model's variance formula calibrated on the same errors). With too few scores
-for that rank the calibrated normal quantile is used alone.
+forecast's std times the split-conformal quantile of z (rank ceil((N + 1) L) of N
+scores). It is never less than the normal quantile times the root mean square of z,
+which is the model's variance formula calibrated on the same errors. With too few
+scores for that rank the calibrated normal quantile is used alone.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 `prepare` tests each row for seasonality and divides (or subtracts) classical seasonal
 indices; the non-seasonal models fit the adjusted series and their forecasts are
 re-seasonalised. Seasonal naive and Holt-Winters fit the raw series. `applicable`
-marks the rows each model may fit, so that no multiplicative model sees a zero or a
-negative value and no seasonal model runs on a series without two full seasons.
+marks the rows each model may fit, so that no multiplicative model fits a zero or a
+negative value and no seasonal model fits a series that failed the seasonal test.
 """
 
 from __future__ import annotations

@@ -142,9 +142,11 @@ def forecast_dynamic_theta(panel: Panel, horizon: int) -> ModelForecast:
         error = np.where(active & (t > 1), y - fitted, 0.0)
         sse += error * error
         level = np.where(active, alpha * y + (1.0 - alpha) * level, level)
+
     rows = np.arange(panel.n)
     best = np.argmin(sse, axis=1)
     theta, alpha, level = theta[0, best], alpha[0, best], level[rows, best]
+
     n_obs = panel.lengths.astype(float)
     steps = np.arange(horizon)[None, :]
     decay = (1.0 - alpha) ** n_obs
