@@ -86,3 +86,17 @@ def test_choose_members_reports_exact_solution():
     assert report["used"] == "exact"
     assert len(members) == 2
     assert report["members"] == members
+
+
+def test_qaoa_reported_beside_exact_choice():
+    pytest.importorskip(
+        "qml_cli.quantum.solve", reason="the quantum solver is not present"
+    )
+    products = random_products(4, 4)[0]
+    members, report = choose_members(
+        products, ["a", "b", "c", "d"], 2, use_quantum=True
+    )
+    assert report["qaoa"]["status"] == "ran"
+    assert report["qaoa"]["energy"] >= report["exact"]["energy"] - 1e-9
+    assert report["used"] in ("exact", "qaoa")
+    assert len(members) == 2

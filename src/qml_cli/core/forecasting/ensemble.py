@@ -103,31 +103,38 @@ def choose_members(
 
 
 def _run_qaoa(quadratic: np.ndarray, linear: np.ndarray, seed: int) -> dict[str, Any]:
-    """Solve the QUBO with the quantum engine's QAOA when that engine is installed."""
+    """Solve the QUBO with the quantum engine's QAOA; report why when it cannot run."""
     try:
         from qml_cli.quantum.qubo import QuboModel
         from qml_cli.quantum.solve import solve_subset_qubo
-    except ImportError:
-        # NOTE: the quantum engine is a separate package; until it is present the
-        # member choice runs on exact enumeration only and says so here.
+    except ImportError as error:
         log.warning(
-            "quantum engine not installed; ensemble members chosen exactly",
-            extra={"operation": "forecast_ensemble", "success": True},
+            "quantum solver not available; ensemble members chosen exactly",
+            extra={
+                "operation": "forecast_ensemble",
+                "success": True,
+                "error": str(error),
+            },
         )
-        return {
-            "status": "unavailable",
-            "bits": None,
-            "reason": "the quantum engine (qml_cli.quantum) is not installed",
-        }
+        return {"status": "unavailable", "bits": None, "reason": str(error)}
     from qml_cli.core.settings import get_settings
 
-    model = QuboModel(quadratic, linear)
-    result = solve_subset_qubo(model, use_quantum=True, p=2, seed=seed)
-    bits = [int(bit) for bit in getattr(result, "bits", result["bits"])]
-    energy = float(model.energy(np.array(bits)))
+    report = solve_subset_qubo(
+        QuboModel(quadratic, linear),
+        use_quantum=True,
+        p=2,
+        seed=seed,
+        max_iterations=get_settings().qaoa_iterations,
+    )
+    solved = report.to_dict()
+    quantum = solved.get("quantum") or {}
+    # Character i of the bit string is variable i, as in SolveReport.selected.
+    bits = quantum.get("best_bitstring")
     return {
-        "status": "ok",
-        "bits": bits,
-        "energy": energy,
-        "iterations": get_settings().qaoa_iterations,
+        "status": solved["quantum_status"],
+        "bits": [int(bit) for bit in bits] if bits else None,
+        "energy": quantum.get("best_energy"),
+        "approximation_ratio": solved["approximation_ratio"],
+        "optimum_probability": solved["optimum_probability"],
+        "solver": solved,
     }
