@@ -80,3 +80,77 @@ def lock_holder(tmp_path):
     for holder in holders:
         if holder.process.poll() is None:
             holder.kill()
+
+
+def populate(engine, slug: str = "acme") -> None:
+    """Write a tenant with ledger rows, metrics, a prediction and a job run, including
+    a SQL NULL and a JSON `null` in nullable JSON columns."""
+    import datetime as dt
+
+    from sqlalchemy import insert, null
+
+    from qml_cli.core import credits, tenants
+    from qml_cli.core.db import session_scope
+    from qml_cli.core.models import AutoPrediction, JobRun, MetricPoint
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    with session_scope(engine) as session:
+        tenant = tenants.create_tenant(
+            session,
+            slug,
+            name=f"{slug} Ltd",
+            plan_name="standard",
+            timezone="Europe/Berlin",
+            is_test=False,
+        )
+        credits.grant(session, tenant, 50, reason="support ticket", key=f"{slug}-grant")
+        credits.consume(session, tenant, 7, operation="prediction", key=f"{slug}-run-1")
+        session.add_all(
+            [
+                MetricPoint(
+                    tenant_id=tenant.id,
+                    metric="revenue",
+                    ts=start + dt.timedelta(days=day),
+                    value=100.5 + day,
+                )
+                for day in range(20)
+            ]
+        )
+        session.add(
+            JobRun(
+                job="backup-create",
+                status="ok",
+                counts={"files": 2},
+                started_at=start,
+                finished_at=start,
+            )
+        )
+        session.flush()
+        common = {
+            "tenant_id": tenant.id,
+            "prediction_type": "forecast",
+            "metric": "revenue",
+            "horizon": 7,
+            "levels": [80, 95],
+            "options": {},
+            "schedule": "0 9 * * *",
+            "timezone": "UTC",
+            "next_run_at": start,
+            "run_count": 0,
+            "success_count": 0,
+            "is_active": True,
+            "created_at": start,
+        }
+        session.execute(
+            insert(AutoPrediction), [{**common, "name": f"{slug}-sql-null"}]
+        )
+        session.execute(
+            insert(AutoPrediction).values(
+                **common, name=f"{slug}-json-null", last_result=None
+            )
+        )
+        session.execute(
+            insert(AutoPrediction).values(
+                **common, name=f"{slug}-null-expr", last_result=null()
+            )
+        )

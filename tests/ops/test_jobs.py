@@ -121,7 +121,8 @@ def test_reset_monthly_cli_records_job_run(engine):
     assert result.exit_code == 0
     [run] = _runs(engine, "credits-reset-monthly")
     assert run.status == "ok"
-    assert run.counts == {"due": 0, "resets": 0}
+    assert run.counts["due"] == 0
+    assert run.counts["resets"] == 0
 
 
 def test_reset_monthly_dry_run_records_nothing(engine):
@@ -138,3 +139,11 @@ def test_pg_holder_read_from_pg_locks(pg_engine, lock_holder):
 
     assert description is not None
     assert f"pid {holder.pid}" in description
+
+
+def test_partial_failure_recorded_as_failed(engine):
+    jobs.run_job("sample", lambda: {"due": 2, "failed": [{"tenant": "acme"}]})
+
+    [run] = _runs(engine, "sample")
+    assert run.status == "failed"
+    assert run.error == "1 items failed; see the job's output"

@@ -267,7 +267,8 @@ def run_job(
     """Run `fn` under job `name`'s lock, recorded in `job_runs`; return its result.
 
     Raises `LockHeld` (exit 5) when another run holds the lock after `wait_s`
-    seconds, and re-raises whatever `fn` raises after recording the run as failed."""
+    seconds. The run is recorded as failed when `fn` returns a non-empty `failed`
+    list, or raises, and then the exception propagates."""
     engine = engine or get_engine()
     with job_lock(engine, name, wait_s):
         run_id = _start_run(engine, name)
@@ -289,12 +290,15 @@ def run_job(
             )
             raise
         counts = result_counts(result)
-        _finish_run(engine, run_id, "ok", counts, None)
+        # A job that returns a non-empty `failed` list ran, but not for every item.
+        failed = counts.get("failed", 0)
+        error = f"{failed} items failed; see the job's output" if failed else None
+        _finish_run(engine, run_id, "failed" if failed else "ok", counts, error)
         log.info(
             "job finished",
             extra={
                 "operation": name,
-                "success": True,
+                "success": not failed,
                 "processing_time": _elapsed_ms(started),
             },
         )
