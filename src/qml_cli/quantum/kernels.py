@@ -19,6 +19,7 @@ copied into a contiguous buffer, with one batched matrix product per group.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -97,43 +98,50 @@ def _group_structure(bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Workspace:
-    """Scratch buffers of one plan and dtype, reused by every layer."""
+    """Scratch buffers of one plan, dtype and batch of `vectors` states."""
 
-    def __init__(self, plan: MixerPlan, dtype: np.dtype) -> None:
+    def __init__(self, plan: MixerPlan, dtype: np.dtype, vectors: int = 1) -> None:
         self.plan = plan
         self.dtype = np.dtype(dtype)
         self.real_dtype = np.dtype(self.dtype.char.lower())
+        self.vectors = vectors
         block = 1 << plan.block_bits
-        self.planes = np.empty((2, 2, block), dtype=self.real_dtype)
+        self.planes = np.empty((2, 2, vectors, block), dtype=self.real_dtype)
         self.phase = np.empty(block, dtype=self.dtype)
         self.scratch = np.empty(block, dtype=self.real_dtype)
         rows = 1 << plan.high_bits
-        self.slabs = np.empty((2, rows, plan.slab_columns), dtype=self.dtype)
+        self.slabs = np.empty((2, vectors, rows, plan.slab_columns), dtype=self.dtype)
+        self._matrices: dict[tuple[float, int], np.ndarray] = {}
 
-    @property
-    def nbytes(self) -> int:
-        return sum(array.nbytes for array in
-                   (self.planes, self.phase, self.scratch, self.slabs))
+    def rotation(self, beta: float, bits: int) -> np.ndarray:
+        """Return `rotation_group(beta, bits)`, reusing the last few matrices."""
+        key = (float(beta), bits)
+        if key not in self._matrices:
+            if len(self._matrices) > 16:
+                self._matrices.clear()
+            self._matrices[key] = rotation_group(beta, bits, self.real_dtype)
+        return self._matrices[key]
 
 
 class PhaseTable:
     """The cost phase `exp(-i gamma E(x))` of one energy table, block by block.
 
     Integer tables look the phase of each level up in a table of `level_count`
-    entries; float tables compute cos and sin of `gamma * E` per block.
+    entries, and float tables compute cos and sin of `gamma * E` per block.
     """
 
     def __init__(self, table: EnergyTable, dtype: np.dtype) -> None:
         self.table = table
         self.dtype = np.dtype(dtype)
-        self._gamma: float | None = None
+        self._gamma = 0.0
         self._lookup: np.ndarray | None = None
+        if table.is_integer:
+            self._energies = table.minimum + np.arange(table.level_count)
 
     def set_gamma(self, gamma: float) -> None:
         self._gamma = float(gamma)
         if self.table.is_integer:
-            energies = self.table.minimum + np.arange(self.table.level_count)
-            self._lookup = np.exp(-1j * self._gamma * energies).astype(self.dtype)
+            self._lookup = np.exp(-1j * self._gamma * self._energies).astype(self.dtype)
 
     def fill(self, start: int, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
         """Write the phases of indices `start .. start + len(out)` into `out`."""
@@ -149,93 +157,107 @@ class PhaseTable:
 
 def _rotate_block(block: np.ndarray, matrices: list[np.ndarray],
                   work: Workspace) -> None:
-    """Apply the in-block groups to one block in place (see the module docstring)."""
+    """Apply the in-block groups to one block of shape (vectors, 2^block_bits)."""
     source, target = work.planes[0], work.planes[1]
     np.copyto(source[0], block.real)
     np.copyto(source[1], block.imag)
+    stack = 2 * work.vectors
     for matrix in matrices:
         size = matrix.shape[0]
-        for part in (0, 1):
-            np.matmul(matrix, source[part].reshape(-1, size).T,
-                      out=target[part].reshape(size, -1))
+        np.matmul(matrix, source.reshape(stack, -1, size).transpose(0, 2, 1),
+                  out=target.reshape(stack, size, -1))
         source, target = target, source
     np.copyto(block.real, source[0])
     np.copyto(block.imag, source[1])
 
 
-def _mix_high(state: np.ndarray, matrices: list[np.ndarray], plan: MixerPlan,
+def _mix_high(states: np.ndarray, matrices: list[np.ndarray], plan: MixerPlan,
               work: Workspace) -> None:
-    """Apply the high groups to the whole state, one slab of columns at a time."""
+    """Apply the high groups to all states, one slab of columns at a time."""
     rows, columns = 1 << plan.high_bits, plan.slab_columns
-    grid = state.reshape(rows, 1 << plan.block_bits)
-    for start in range(0, grid.shape[1], columns):
-        slab = grid[:, start:start + columns]
+    grid = states.reshape(work.vectors, rows, 1 << plan.block_bits)
+    for start in range(0, grid.shape[2], columns):
+        slab = grid[:, :, start:start + columns]
         source, target = work.slabs[0], work.slabs[1]
         np.copyto(source, slab)
         position = plan.high_bits
         for matrix, bits in zip(matrices, plan.high_groups, strict=True):
             position -= bits
-            shape = (rows >> (position + bits), 1 << bits, (2 << position) * columns)
+            shape = (work.vectors * (rows >> (position + bits)), 1 << bits,
+                     (2 << position) * columns)
             np.matmul(matrix, source.view(work.real_dtype).reshape(shape),
                       out=target.view(work.real_dtype).reshape(shape))
             source, target = target, source
         np.copyto(slab, source)
 
 
-def apply_layer(state: np.ndarray, phases: PhaseTable | None, gamma: float,
+def apply_layer(states: np.ndarray, phases: PhaseTable | None, gamma: float,
                 beta: float, plan: MixerPlan, work: Workspace) -> None:
-    """Apply `exp(-i beta B_S) exp(-i gamma C)` to `state` (S frame) in place.
+    """Apply `exp(-i beta B_S) exp(-i gamma C)` in place to each row of `states`.
 
-    `B_S` is the mixer in the S frame, so the whole step equals
-    `S^n exp(-i beta sum_j X_j) exp(-i gamma C) S^n^dagger`. With `phases` None the
-    cost phase is skipped and only the mixer runs.
+    `states` has shape (vectors, 2^n) in the S frame, and `B_S` is the mixer in
+    that frame, so the step equals `S^n exp(-i beta sum_j X_j) exp(-i gamma C)
+    (S^n)^dagger`. With `phases` None the cost phase is skipped.
     """
-    low = [rotation_group(beta, bits, work.real_dtype) for bits in plan.low_groups]
-    high = [rotation_group(beta, bits, work.real_dtype) for bits in plan.high_groups]
+    low = [work.rotation(beta, bits) for bits in plan.low_groups]
+    high = [work.rotation(beta, bits) for bits in plan.high_groups]
     if phases is not None:
         phases.set_gamma(gamma)
     size = 1 << plan.block_bits
-    blocks = state.reshape(-1, size)
-    for index in range(blocks.shape[0]):
-        block = blocks[index]
+    blocks = states.reshape(work.vectors, -1, size)
+    for index in range(blocks.shape[1]):
+        block = blocks[:, index]
         if phases is not None:
             block *= phases.fill(index * size, work.phase, work.scratch)
         _rotate_block(block, low, work)
     if high:
-        _mix_high(state, high, plan, work)
+        _mix_high(states, high, plan, work)
 
 
-def apply_phase(state: np.ndarray, phases: PhaseTable, gamma: float,
+def apply_phase(states: np.ndarray, phases: PhaseTable, gamma: float,
                 work: Workspace) -> None:
-    """Multiply `state[x]` by `exp(-i gamma E(x))` in place."""
+    """Multiply `states[:, x]` by `exp(-i gamma E(x))` in place."""
     phases.set_gamma(gamma)
     size = work.phase.shape[0]
-    for start in range(0, state.shape[0], size):
-        state[start:start + size] *= phases.fill(start, work.phase, work.scratch)
+    for start in range(0, states.shape[1], size):
+        states[:, start:start + size] *= phases.fill(start, work.phase, work.scratch)
 
 
-def apply_mixer(state: np.ndarray, beta: float, plan: MixerPlan,
+def apply_mixer(states: np.ndarray, beta: float, plan: MixerPlan,
                 work: Workspace) -> None:
-    """Apply the S-frame mixer `R(beta)` on every qubit in place."""
-    apply_layer(state, None, 0.0, beta, plan, work)
+    """Apply the S-frame mixer `R(beta)` on every qubit, in place."""
+    apply_layer(states, None, 0.0, beta, plan, work)
 
 
-def mixer_generator_overlap(left: np.ndarray, right: np.ndarray) -> float:
-    """Return `Re <left| sum_j G_j |right>` with `G_j = [[0, -1], [1, 0]]` on qubit j.
+@cache
+def generator_group(bits: int) -> np.ndarray:
+    """Return `sum_j G_j` on a group of qubits, `G = [[0, -1], [1, 0]]` on qubit j."""
+    size = 1 << bits
+    index = np.arange(size)
+    matrix = np.zeros((size, size))
+    for j in range(bits):
+        partner = index ^ (1 << j)
+        matrix[index, partner] = np.where((index >> j) & 1, 1.0, -1.0)
+    return matrix
 
-    `G = -i S X S^dagger` is the generator of the S-frame mixer, so this is the
-    derivative term of `exp(-i beta sum_j X_j)` in the adjoint gradient.
+
+def mixer_generator_overlap(left: np.ndarray, right: np.ndarray,
+                            plan: MixerPlan) -> float:
+    """Return `Re <left| sum_j G_j |right>` over all qubits j.
+
+    `G = -i S X S^dagger` generates the S-frame mixer, so this is the mixer term
+    of the adjoint gradient. Per group of qubits it contracts the real views of
+    both states over every other index into a Gram matrix, then weights it with
+    `sum_j G_j` on the group.
     """
-    total = 0.0
-    n = left.shape[0].bit_length() - 1
     real_left = left.view(left.real.dtype)
     real_right = right.view(right.real.dtype)
-    for j in range(n):
-        shape = (-1, 2, 2 << j)
-        pairs_left = real_left.reshape(shape)
-        pairs_right = real_right.reshape(shape)
-        total += float(np.einsum("ij,ij->", pairs_left[:, 1], pairs_right[:, 0],
-                                 dtype=np.float64))
-        total -= float(np.einsum("ij,ij->", pairs_left[:, 0], pairs_right[:, 1],
-                                 dtype=np.float64))
+    total = 0.0
+    position = 0
+    for bits in plan.low_groups + plan.high_groups:
+        shape = (-1, 1 << bits, 2 << position)
+        gram = np.tensordot(real_left.reshape(shape), real_right.reshape(shape),
+                            axes=([0, 2], [0, 2]))
+        total += float(np.sum(generator_group(bits) * gram))
+        position += bits
     return total

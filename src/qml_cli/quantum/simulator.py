@@ -40,6 +40,8 @@ class QaoaSimulator:
         statevector.check_memory(self.n, per_index, "QAOA simulation", available)
         self.plan = plan or kernels.make_plan(self.n)
         self.work = kernels.Workspace(self.plan, self.dtype)
+        self.pair_work = kernels.Workspace(self.plan, self.dtype, vectors=2) \
+            if gradients else None
         self.phases = kernels.PhaseTable(table, self.dtype)
         self._energy_levels = table.minimum + np.arange(table.level_count) \
             if table.is_integer else None
@@ -52,13 +54,26 @@ class QaoaSimulator:
         statevector.apply_popcount_phase(state, 1j, self.plan.block_bits)
         return state
 
-    def evolve(self, gammas: Sequence[float], betas: Sequence[float]) -> np.ndarray:
-        """Return the final QAOA state in the S frame (see `kernels`)."""
+    def evolve(self, gammas: Sequence[float], betas: Sequence[float],
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Return the final QAOA state in the S frame (see `kernels`).
+
+        `out`, a vector of 2^n amplitudes, receives the state when given.
+        """
         _check_angles(gammas, betas)
-        state = self.initial_state()
+        if out is None:
+            out = self.initial_state()
+        else:
+            np.copyto(out, self._initial())
+        rows = out.reshape(1, -1)
         for gamma, beta in zip(gammas, betas, strict=True):
-            kernels.apply_layer(state, self.phases, gamma, beta, self.plan, self.work)
-        return state
+            kernels.apply_layer(rows, self.phases, gamma, beta, self.plan, self.work)
+        return out
+
+    def _initial(self) -> np.ndarray:
+        if getattr(self, "_initial_cache", None) is None:
+            self._initial_cache = self.initial_state()
+        return self._initial_cache
 
     def state(self, gammas: Sequence[float], betas: Sequence[float]) -> np.ndarray:
         """Return the final QAOA state `|psi>` in the computational basis."""
@@ -135,20 +150,23 @@ class QaoaSimulator:
         `df/dgamma_l = 2 sum_x E(x) Im(conj(lambda_x) psi_x)` right after the cost
         phase of layer l.
         """
-        state = self.evolve(gammas, betas)
+        if self.pair_work is None:
+            raise ValueError("this simulator was built with gradients=False")
+        pair = np.empty((2, 1 << self.n), dtype=self.dtype)
+        state, adjoint = pair[0], pair[1]
+        self.evolve(gammas, betas, out=state)
         value, _, observable = self.objective_weights(state, cvar_alpha)
-        adjoint = state * observable
+        np.multiply(state, observable, out=adjoint)
         p = len(gammas)
         gradient = np.zeros(2 * p)
         energies = self._full_energies()
         for layer in range(p - 1, -1, -1):
-            gradient[p + layer] = 2 * kernels.mixer_generator_overlap(adjoint, state)
-            for vector in (state, adjoint):
-                kernels.apply_mixer(vector, -betas[layer], self.plan, self.work)
+            gradient[p + layer] = 2 * kernels.mixer_generator_overlap(
+                adjoint, state, self.plan)
+            kernels.apply_mixer(pair, -betas[layer], self.plan, self.pair_work)
             gradient[layer] = 2 * _phase_overlap(adjoint, state, energies)
             if layer:
-                for vector in (state, adjoint):
-                    kernels.apply_phase(vector, self.phases, -gammas[layer], self.work)
+                kernels.apply_phase(pair, self.phases, -gammas[layer], self.pair_work)
         return value, gradient
 
     def _full_energies(self) -> np.ndarray:
