@@ -174,10 +174,3 @@ def test_seasonal_indices_follow_column_phase():
     )
     np.testing.assert_allclose(indices[0], pattern - 2.0)
     np.testing.assert_allclose(indices[1], pattern - 2.0)
-
-
-def test_seasonal_test_year_needs_two_seasons():
-    t = np.arange(800)
-    yearly = 200 + 40 * np.sin(2 * np.pi * t / 365)
-    assert seasonal_test(panel_of(yearly), 365).tolist() == [True]
-    assert seasonal_test(panel_of(yearly[:700]), 365).tolist() == [False]

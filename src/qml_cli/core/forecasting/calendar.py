@@ -118,6 +118,8 @@ def season_lengths(frequency: str, n_periods: int) -> tuple[int, ...]:
     years or more; weekly data has a 52-week year from two years on.
     """
     if frequency == "daily":
+        # NOTE: the autocorrelation test rarely accepts a smooth 365-day season with
+        # only two or three cycles, so most such series keep the weekly season alone.
         return (7, 365) if n_periods >= 730 else (7,)
     if frequency == "weekly":
         return (52,) if n_periods >= 104 else ()
