@@ -109,7 +109,6 @@ def test_select_skips_low_confidence_and_absent():
 def test_select_reports_disabled_quantum():
     selection = select([finding("trend", "trend", 0.9)], 5)
     assert selection.quantum == {"status": "disabled"}
-    assert selection.used == "exact"
 
 
 @pytest.mark.parametrize("max_n", [1, 2, 3, 4, 5, 6, 7, 12])
@@ -124,3 +123,15 @@ def test_qubo_energy_is_minus_score_when_feasible():
     bits = [1 if i in chosen else 0 for i in range(7)]
     slack = [0] * (model.num_variables - 7)  # three chosen: slack 0
     assert model.energy(bits + slack) == pytest.approx(-subset_score(items, chosen))
+
+
+def test_select_reports_qaoa_beside_exact():
+    pytest.importorskip("qml_cli.quantum.solve")
+    items = random_findings(4, 6)
+    selection = select(items, 2, use_quantum=True, max_iterations=60)
+    quantum = selection.quantum
+    assert quantum["status"] == "ok"
+    assert quantum["energy"] >= selection.exact["energy"] - 1e-9
+    assert 0.0 < quantum["approximation_ratio"] <= 1.0
+    assert 0.0 <= quantum["optimum_probability"] <= 1.0
+    assert len(quantum["chosen"]) <= 2

@@ -139,9 +139,12 @@ def _analyse(
         min_confidence=min_confidence,
     )
     selection = select_findings(
-        findings, options["max"], use_quantum=use_quantum, seed=0
+        findings,
+        options["max"],
+        use_quantum=use_quantum,
+        seed=0,
+        max_iterations=iterations,
     )
-    selection.exact["qaoa_iterations"] = iterations
     return findings, selection
 
 

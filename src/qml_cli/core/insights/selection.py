@@ -35,14 +35,13 @@ SAME_TYPE_REDUNDANCY = {"anomaly": 0.3, "recommendation": 0.2, "correlation": 0.
 
 @dataclass
 class Selection:
-    """The chosen keys and both solutions; `used` names the one chosen from."""
+    """The chosen keys (the exact optimum) and both solutions."""
 
     chosen: list[str]
     candidates: list[str]
     max_n: int
     exact: dict[str, Any]
     quantum: dict[str, Any] = field(default_factory=dict)
-    used: str = "exact"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,7 +50,6 @@ class Selection:
             "max_n": self.max_n,
             "exact": self.exact,
             "quantum": self.quantum,
-            "used": self.used,
         }
 
 
@@ -123,9 +121,11 @@ def solve_exact(model) -> tuple[list[int], float]:
     return bits_of(best, model.num_variables), float(energies[best])
 
 
-def solve_quantum(model, *, p: int, seed: int) -> dict[str, Any]:
-    """Solve with the quantum engine's QAOA; report `unavailable` when the engine's
-    solver module is not installed."""
+def solve_quantum(
+    model, *, p: int, seed: int, max_iterations: int | None = None
+) -> dict[str, Any]:
+    """Solve with the quantum engine's QAOA at depth p; report `unavailable` when
+    the engine's solver module is not installed."""
     try:
         from qml_cli.quantum.solve import solve_subset_qubo
     except ImportError:
@@ -133,14 +133,22 @@ def solve_quantum(model, *, p: int, seed: int) -> dict[str, Any]:
             "status": "unavailable",
             "reason": "the QAOA solver (qml_cli.quantum.solve) is not installed",
         }
-    result = solve_subset_qubo(model, use_quantum=True, p=p, seed=seed)
-    document = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    bits = [int(b) for b in document["bits"]]
+    report = solve_subset_qubo(
+        model, use_quantum=True, p=p, seed=seed, max_iterations=max_iterations
+    )
+    if report.quantum is None:
+        return {"status": report.quantum_status}
+    qaoa = report.quantum
     return {
         "status": "ok",
-        **document,
-        "bits": bits,
-        "energy": float(model.energy(np.array(bits))),
+        "bits": [int(bit) for bit in qaoa.best_bitstring],
+        "energy": float(qaoa.best_energy),
+        "p": qaoa.p,
+        "approximation_ratio": qaoa.approximation_ratio,
+        "optimum_probability": qaoa.optimum_probability,
+        "best_is_optimal": qaoa.best_is_optimal,
+        "iterations": qaoa.iterations,
+        "wall_time_s": qaoa.wall_time_s,
     }
 
 
@@ -151,10 +159,11 @@ def select(
     use_quantum: bool = False,
     p: int = 2,
     seed: int = 0,
+    max_iterations: int | None = None,
 ) -> Selection:
-    """Choose at most `max_n` detected, confident findings. The exact optimum is the
-    choice unless QAOA ran and found a strictly lower energy (it cannot, but a
-    tie-break on equal energies may differ)."""
+    """Choose at most `max_n` detected, confident findings by exact enumeration,
+    and report QAOA's best measured choice beside it when `use_quantum`. The exact
+    optimum is what is chosen, since QAOA cannot find a lower energy."""
     pool = [f for f in findings if f.detected and not f.low_confidence]
     pool.sort(key=lambda f: (-f.relevance, f.key))
     candidates = pool[:MAX_CANDIDATES]
@@ -177,15 +186,14 @@ def select(
     }
     selection = Selection(exact["chosen"], keys, max_n, exact, {"status": "disabled"})
     if use_quantum:
-        selection.quantum = solve_quantum(model, p=p, seed=seed)
+        selection.quantum = solve_quantum(
+            model, p=p, seed=seed, max_iterations=max_iterations
+        )
         quantum_bits = selection.quantum.get("bits")
         if quantum_bits is not None:
             selection.quantum["chosen"] = [
                 k for k, b in zip(keys, quantum_bits, strict=False) if b
             ]
-            if selection.quantum["energy"] < energy - 1e-9:
-                selection.chosen = selection.quantum["chosen"]
-                selection.used = "qaoa"
     log.info(
         "insights selected", extra={"operation": "insight_select", "success": True}
     )
