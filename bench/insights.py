@@ -166,7 +166,8 @@ def read_country(path: Path) -> tuple[list[dt.date], np.ndarray]:
 
 
 def retail_rows() -> list[list[str]]:
-    """Run every insight type on each example country, the others as correlates."""
+    """Run every insight type on each example country, the others as correlates,
+    and select at most five by exact enumeration and by QAOA (p = 2)."""
     files = sorted(EXAMPLES.glob("revenue_*.csv"))
     if not files:
         return [["retail example data", "not present in examples/data", ""]]
@@ -182,7 +183,7 @@ def retail_rows() -> list[list[str]]:
             other_metrics=others,
             forecast_fn=engine_forecast,
         )
-        chosen = select(findings, 5).chosen
+        selection = select(findings, 5)
         elapsed = time.perf_counter() - started
         kinds = Counter(f.type for f in findings if f.detected and not f.low_confidence)
         summary = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
@@ -190,11 +191,34 @@ def retail_rows() -> list[list[str]]:
             [
                 f"retail {name}, last 90 days",
                 f"{sum(kinds.values())} confident ({summary}); selected: "
-                + "; ".join(chosen),
+                + "; ".join(selection.chosen),
                 f"{elapsed * 1000:.0f} ms",
             ]
         )
+        out.append(qaoa_row(name, findings, selection))
     return out
+
+
+def qaoa_row(name: str, findings, selection) -> list[str]:
+    """Solve the same selection QUBO with QAOA and compare it with the exact one."""
+    started = time.perf_counter()
+    quantum = select(findings, 5, use_quantum=True, max_iterations=100).quantum
+    elapsed = time.perf_counter() - started
+    if quantum.get("status") != "ok":
+        return [
+            f"retail {name}: QAOA selection",
+            quantum.get("reason") or quantum.get("status", ""),
+            "",
+        ]
+    same = sorted(quantum["chosen"]) == sorted(selection.chosen)
+    return [
+        f"retail {name}: QAOA p=2 beside exact ({selection.exact['variables']} qubits)",
+        f"energy {quantum['energy']:.3f} vs exact {selection.exact['energy']:.3f}; "
+        f"approximation ratio {quantum['approximation_ratio']:.3f}, P(optimum) "
+        f"{quantum['optimum_probability']:.3f}; same choice: "
+        f"{'yes' if same else 'no'}",
+        f"{elapsed * 1000:.0f} ms",
+    ]
 
 
 def table(rows: list[list[str]]) -> str:
@@ -224,7 +248,8 @@ PAGE = """# Insight benchmarks
 
 Produced by `python bench/insights.py --write docs/benchmarks-insights.md` on {machine}.
 Times are wall-clock for one call of `analyze` (retail rows: all nine types with the
-forecasting engine, plus the selection of at most five), and vary with the machine.
+forecasting engine, plus the exact selection of at most five; QAOA rows: the
+selection with QAOA beside it), and vary with the machine.
 
 {table}
 
