@@ -48,7 +48,7 @@ CITABLE = (
 
 @dataclass
 class Context:
-    """What every analysis of one run shares."""
+    """The series, season and decomposition shared by the analyses of one run."""
 
     series: Series
     season: SeasonTest | None

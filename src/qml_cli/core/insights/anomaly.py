@@ -130,7 +130,11 @@ def severity(robust_z: float) -> str:
     """Name the severity of a robust z-score: moderate below 5, high below 8,
     critical from 8."""
     size = abs(robust_z)
-    return "moderate" if size < 5 else "high" if size < 8 else "critical"
+    if size < 5:
+        return "moderate"
+    if size < 8:
+        return "high"
+    return "critical"
 
 
 def _finding(

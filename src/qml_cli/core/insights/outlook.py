@@ -40,11 +40,16 @@ def engine_forecast(times: np.ndarray, values: np.ndarray, horizon: int) -> dict
     from qml_cli.core.forecasting import forecast_metric
 
     stamps = [stamp.item() for stamp in times.astype("datetime64[s]")]
-    result = forecast_metric(stamps, values, horizon=horizon, levels=(80,),
-                             metric_type="cash_flow")
+    result = forecast_metric(
+        stamps, values, horizon=horizon, levels=(80,), metric_type="cash_flow"
+    )
     lower, upper = result.intervals[80.0]
-    return {"forecast": result.point, "lower": lower, "upper": upper,
-            "model": result.model}
+    return {
+        "forecast": result.point,
+        "lower": lower,
+        "upper": upper,
+        "model": result.model,
+    }
 
 
 def horizon_for(series: Series) -> int:

@@ -59,7 +59,7 @@ def _index(finding: Finding) -> int | None:
 
 
 def redundancy(first: Finding, second: Finding) -> float:
-    """Return how much two findings say the same thing, in [0, 1]."""
+    """Return the redundancy of two findings, from 0 (distinct) to 1 (the same fact)."""
     if first.key in second.cites or second.key in first.cites:
         return 0.7
     near = (

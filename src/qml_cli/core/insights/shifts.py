@@ -1,5 +1,5 @@
 """Change-point findings: the level shifts of the segmentation that pass their
-test, or the answer that the level did not shift."""
+test, or the statement that the level did not shift."""
 
 from __future__ import annotations
 
