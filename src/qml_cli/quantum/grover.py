@@ -113,7 +113,7 @@ def grover_state(num_qubits: int, mask: np.ndarray, iterations: int,
 
 @dataclass
 class GroverResult:
-    """A Grover run: counts, the exact success probability and a seeded measurement."""
+    """Result of a Grover run: counts, success probability, a seeded measurement."""
 
     num_qubits: int
     marked_count: int
@@ -135,9 +135,9 @@ def search_known_count(num_qubits: int, mask: np.ndarray, seed: int = 0,
                        full_state: bool = False) -> GroverResult:
     """Run Grover with the optimal count for the known M and measure once.
 
-    With `full_state` the measurement is drawn from the simulated state vector;
-    otherwise from the exact two-dimensional form, which gives the same
-    distribution at a cost independent of N.
+    With `full_state` the measurement is drawn from the simulated state vector.
+    Otherwise it is drawn from the exact two-dimensional form, which gives the
+    same distribution at a cost independent of N.
     """
     size, count = 1 << num_qubits, int(mask.sum())
     k = optimal_iterations(size, count)
@@ -178,7 +178,7 @@ def _draw_two_dimensional(size: int, mask: np.ndarray, iterations: int,
 
 @dataclass
 class UnknownCountResult:
-    """A randomised search for an unknown number of marked indices."""
+    """Result of a randomised search for an unknown number of marked indices."""
 
     num_qubits: int
     found: bool

@@ -131,10 +131,15 @@ class QuboModel:
         Built by doubling in O(2^n) array operations: the table of the first k+1
         variables is the table of the first k, followed by it plus the terms of
         variable k. Integer-valued problems give int64, others float64.
+        Raises `ResourceLimit` when the table would not fit in memory.
         """
+        from qml_cli.quantum.statevector import check_memory
+
         integer = self.is_integer_valued()
         dtype = np.int64 if integer else np.float64
         n = self.num_variables
+        # The table, half a table of partial sums, and the level copy made later.
+        check_memory(n, 14, "the energy table")
         linear = self.linear()
         weights = self.couplings()
         table = np.empty(1 << n, dtype=dtype)

@@ -1,4 +1,4 @@
-"""A few seconds of engine checks against answers known independently of it."""
+"""A few seconds of engine checks against results known independently of it."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from qml_cli.quantum.qubo import QuboModel, cardinality_selection, maxcut
 from qml_cli.quantum.simulator import QaoaSimulator
 from qml_cli.quantum.solve import solve_subset_qubo
 
-# The Heawood graph: 3-regular, 14 nodes, girth 6, so for p <= 2 every edge sees a
-# tree and the fixed-angle cut fraction is exact.
+# The Heawood graph: 3-regular, 14 nodes, girth 6, so for p <= 2 the neighbourhood
+# of every edge is a tree and the fixed-angle cut fraction is exact.
 HEAWOOD_EDGES = [(i, (i + 1) % 14) for i in range(14)] + \
     [(i, (i + 5) % 14) for i in range(0, 14, 2)]
 # Petersen graph: its maximum cut is 12 of 15 edges.
@@ -149,7 +149,7 @@ def run_selftest() -> dict[str, Any]:
     """Run every check; return `ok`, each check's result and the wall time.
 
     A check that raises is reported as failed with the error text, so the
-    health command always gets a complete answer.
+    health command always gets a complete report.
     """
     started = time.perf_counter()
     results = []

@@ -12,7 +12,7 @@ from typing import Any
 
 from qml_cli.quantum import classical
 from qml_cli.quantum.qaoa import QaoaResult, run_qaoa
-from qml_cli.quantum.qubo import QuboModel, bits_of
+from qml_cli.quantum.qubo import QuboModel
 
 # Up to this many variables the classical baseline enumerates all 2^n strings
 # (2^22 float64 energies are 32 MiB); beyond it runs simulated annealing.
@@ -27,9 +27,9 @@ DEFAULT_ITERATIONS = 100
 class SolveReport:
     """The classical and (optionally) QAOA results of one QUBO, and the winner.
 
-    `winner` is `classical`, `quantum` or `tie` by the lower energy of the best
-    bit string each found; `low_confidence` is set when QAOA ran and measures
-    its optimum with probability below `min_confidence`.
+    `winner` is `classical`, `quantum` or `tie`, decided by the lower energy of
+    the best bit string each found. `low_confidence` is true when QAOA ran and
+    its optimum probability is below `min_confidence`.
     """
 
     num_variables: int
@@ -73,26 +73,35 @@ class SolveReport:
 def solve_subset_qubo(model: QuboModel, *, use_quantum: bool, p: int = 2,
                       seed: int = 0, max_iterations: int | None = None,
                       min_confidence: float = 0.5, shots: int = 256,
-                      dtype: str = "complex128") -> SolveReport:
+                      dtype: str = "complex128", objective: str = "expectation",
+                      cvar_alpha: float | None = None,
+                      initialisation: str = "interp",
+                      quantum_limit: int = QUANTUM_LIMIT) -> SolveReport:
     """Solve `model` classically and, with `use_quantum`, by QAOA at depth p.
 
-    The classical result is exact enumeration up to `EXACT_LIMIT` variables and
-    simulated annealing beyond. QAOA runs when `use_quantum` is true and the
-    model has at most `QUANTUM_LIMIT` variables; `quantum_status` says why it did
-    not run otherwise. `max_iterations` bounds the optimiser per depth step.
+    The classical result is exact enumeration up to `EXACT_LIMIT` variables, or
+    whenever QAOA runs, and simulated annealing otherwise. QAOA runs when
+    `use_quantum` is true and the model has at most `quantum_limit` variables.
+    Otherwise `quantum_status` gives the reason it did not run. `max_iterations`
+    bounds the optimiser per depth step.
+    Raises `ResourceLimit` when the QAOA state vectors do not fit in memory.
     """
     started = time.perf_counter()
     n = model.num_variables
-    table = model.energy_table() if n <= EXACT_LIMIT else None
+    # QAOA needs the full energy table anyway, so enumeration is then free.
+    enumerate_all = n <= EXACT_LIMIT or (use_quantum and n <= quantum_limit)
+    table = model.energy_table() if enumerate_all else None
     baseline = classical.solve_exact(table) if table is not None else \
         classical.simulated_annealing(model, seed=seed)
 
     quantum, status = None, "not requested"
-    if use_quantum and n > QUANTUM_LIMIT:
-        status = f"skipped: {n} variables exceed the QAOA limit of {QUANTUM_LIMIT}"
+    if use_quantum and n > quantum_limit:
+        status = f"skipped: {n} variables exceed the QAOA limit of {quantum_limit}"
     elif use_quantum:
         quantum = run_qaoa(model, p, seed=seed, shots=shots, dtype=dtype, table=table,
-                           max_iterations=max_iterations or DEFAULT_ITERATIONS)
+                           max_iterations=max_iterations or DEFAULT_ITERATIONS,
+                           objective=objective, cvar_alpha=cvar_alpha,
+                           initialisation=initialisation)
         status = "ran"
 
     winner, bits, energy = _pick_winner(baseline, quantum, n)
@@ -117,5 +126,3 @@ def _pick_winner(baseline: classical.ClassicalResult, quantum: QaoaResult | None
         return "tie", baseline.bitstring, baseline.energy
     return "classical", baseline.bitstring, baseline.energy
 
-
-__all__ = ["SolveReport", "solve_subset_qubo", "bits_of"]

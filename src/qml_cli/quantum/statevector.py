@@ -117,11 +117,26 @@ def probabilities(state: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", real, real, dtype=np.float64)
 
 
-def sample_indices(state: np.ndarray, shots: int, seed: int) -> np.ndarray:
-    """Draw `shots` basis indices from `|psi|^2` with a seeded generator."""
+def sample_indices(state: np.ndarray, shots: int, seed: int,
+                   block_bits: int = 15) -> np.ndarray:
+    """Draw `shots` basis indices from `|psi|^2` with a seeded generator.
+
+    Draws a block of 2^block_bits indices by its total probability, then an
+    index within the block, so no full-length probability array is allocated.
+    """
     rng = np.random.default_rng(seed)
-    weights = probabilities(state)
-    cumulative = np.cumsum(weights)
-    draws = rng.random(shots) * cumulative[-1]
-    return np.minimum(np.searchsorted(cumulative, draws, side="right"),
-                      weights.shape[0] - 1)
+    size = min(state.shape[0], 1 << block_bits)
+    blocks = state.reshape(-1, size)
+    totals = np.array([probabilities(block).sum() for block in blocks])
+    block_cumulative = np.cumsum(totals)
+    draws = rng.random(shots) * block_cumulative[-1]
+    chosen = np.minimum(np.searchsorted(block_cumulative, draws, side="right"),
+                        blocks.shape[0] - 1)
+    offsets = draws - (block_cumulative[chosen] - totals[chosen])
+    samples = np.empty(shots, dtype=np.int64)
+    for block in np.unique(chosen):
+        rows = np.flatnonzero(chosen == block)
+        cumulative = np.cumsum(probabilities(blocks[block]))
+        within = np.searchsorted(cumulative, offsets[rows], side="right")
+        samples[rows] = block * size + np.minimum(within, size - 1)
+    return samples
