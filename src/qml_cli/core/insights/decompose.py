@@ -41,7 +41,7 @@ class Decomposition:
     """values = trend + seasonal + residual; residual is NaN at gaps.
 
     The trend is the piecewise-linear fit of the level-shift segmentation, so the
-    residual keeps its noise scale across shifts; `noise` is the scale that
+    residual keeps its noise scale across shifts. `noise` is the scale that the
     segmentation used.
     """
 

@@ -20,7 +20,7 @@ class Finding:
     `confidence` is in [0, 1] and comes from the finding's test (1 - p-value where
     the test gives one). `relevance` in [0, 1] ranks findings for selection.
     `key` identifies the finding within one run; `cites` lists the keys of the
-    findings a recommendation rests on. `detected` is False for an answer that
+    findings a recommendation rests on. `detected` is False for a statement that
     something is absent, such as "no level shift", which is reported but never
     selected.
     """
