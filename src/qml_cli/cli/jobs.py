@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qml_cli.cli.common import JsonOption, YesOption, confirm_or_abort
+from qml_cli.cli.common import DryRunOption, JsonOption, YesOption, confirm_or_abort
 from qml_cli.cli.output import print_json, print_table, say, warn
 
 logs_app = typer.Typer(
@@ -242,4 +242,60 @@ def logs_runs(
             )
             for r in runs
         ],
+    )
+
+
+@logs_app.command("cleanup")
+def logs_cleanup(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Age of job runs and rotated log files to delete, e.g. 30d "
+            "(s, m, h, d or w).",
+        ),
+    ] = "30d",
+    history_months: Annotated[
+        int,
+        typer.Option(
+            "--history-months",
+            min=1,
+            max=1200,
+            help="Months of ledger history to keep; older rows are archived, then "
+            "deleted.",
+        ),
+    ] = 12,
+    dry_run: DryRunOption = False,
+    wait: WaitOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete old job runs and rotated logs, and archive old ledger history."""
+    from qml_cli.core import clock, retention
+    from qml_cli.core.jobs import run_job
+
+    age = clock.parse_duration(older_than)
+
+    def clean() -> dict:
+        return retention.cleanup(age, history_months=history_months, dry_run=dry_run)
+
+    report = clean() if dry_run else run_job("logs-cleanup", clean, wait_s=wait)
+    if json_output:
+        print_json(report)
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    say(
+        f"{verb} {report['job_runs']} job runs and {len(report['log_files'])} rotated "
+        f"log files older than {report['cutoff']:%Y-%m-%d %H:%M} UTC."
+    )
+    if report["partial_backups"]:
+        say(f"{verb} {len(report['partial_backups'])} incomplete backup folders.")
+    history = (
+        f"{verb} {report['history_rows']} ledger rows from before "
+        f"{report['history_cutoff']:%Y-%m-%d}"
+    )
+    if report["history_archive"]:
+        history += f", archived to {report['history_archive']}"
+    say(
+        history + f"; kept {report['history_kept_rows']} older rows that current "
+        "balances depend on."
     )

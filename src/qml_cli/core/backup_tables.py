@@ -87,7 +87,8 @@ def table_specs(connection: Connection, scope: str) -> list[TableSpec]:
     return specs
 
 
-def _encode(value: Any) -> Any:
+def encode_value(value: Any) -> Any:
+    """Encode a column value for JSON: times as ISO 8601, bytes as base64."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -121,7 +122,7 @@ def encoded_rows(connection: Connection, spec: TableSpec) -> Iterator[str]:
     names = list(result.keys())
     for row in result:
         document = {
-            name: _encode(value) for name, value in zip(names, row, strict=True)
+            name: encode_value(value) for name, value in zip(names, row, strict=True)
         }
         yield json.dumps(
             document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
