@@ -213,6 +213,8 @@ def run_insights(
         return {**hit, "cached": True, "credits_charged": 0}
 
     key = f"{OPERATION}:{tenant.slug}:{metric}:{uuid.uuid4().hex}"
+    # NOTE: ML_TIMEOUT bounds the credit hold, not the analysis: a run that outlives
+    # its hold fails at commit (nothing stored, nothing charged) instead of stopping.
     timeout_s = settings["ML_TIMEOUT"] / 1000 * 2 + 60
     with session_scope() as session:
         tenant = get_tenant(session, slug)
