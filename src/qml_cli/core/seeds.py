@@ -57,6 +57,11 @@ DEFAULT_OPERATION_COSTS = {
     "anomaly": 1,
     "segmentation": 2,
     "recommendation": 1,
+    # Insight types without a cost of their own in the service's price list.
+    "trend": 1,
+    "seasonality": 1,
+    "changepoint": 1,
+    "correlation": 1,
 }
 OPERATION_COSTS_KEY = "operation_costs"
 

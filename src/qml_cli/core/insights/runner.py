@@ -34,8 +34,8 @@ from qml_cli.errors import InvalidInput
 
 log = get_logger("insights")
 OPERATION = "insight"
-# NOTE: `seed ml-config` stores no default cost for trend, seasonality, changepoint
-# or correlation; until an operator stores one, each costs this many credits.
+# Cost of an insight type missing from the stored costs (a database seeded by an
+# older release).
 UNSEEDED_TYPE_COST = 1
 WINDOW_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
 WINDOW_UNITS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
