@@ -63,3 +63,35 @@ def create(
 
 def tenant_of(session, slug: str):
     return tenants.get_tenant(session, slug)
+
+
+def ledger_rows(db, slug: str, kind: str | None = None) -> list:
+    """Return the tenant's ledger rows, oldest first, optionally of one kind."""
+    from sqlalchemy import select
+
+    from qml_cli.core.models import MlUsageHistory
+
+    with db() as session:
+        tenant = tenant_of(session, slug)
+        query = select(MlUsageHistory).where(MlUsageHistory.tenant_id == tenant.id)
+        if kind:
+            query = query.where(MlUsageHistory.kind == kind)
+        return list(session.scalars(query.order_by(MlUsageHistory.id)))
+
+
+def available(db, slug: str, now: dt.datetime) -> int:
+    from qml_cli.core import credit_reports
+
+    with db() as session:
+        return credit_reports.status(session, tenant_of(session, slug), now=now)[
+            "available"
+        ]
+
+
+def audit_ok(db) -> bool:
+    from qml_cli.core import credit_reports
+
+    with db() as session:
+        report = credit_reports.audit(session)
+    assert report["mismatches"] == []
+    return report["ok"]

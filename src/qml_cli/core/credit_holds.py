@@ -43,15 +43,16 @@ def commit_hold(
     tenant, account, hold = _locked_hold(session, hold_id, now)
     if hold.status == "committed":
         return hold
+    if hold.status == "expired" or hold.expires_at <= now:
+        raise Conflict(
+            f"credit hold {hold_id} timed out at {hold.expires_at.isoformat()}; "
+            "its credits go back to the tenant.",
+            hint="Raise ML_TIMEOUT if the work needs longer.",
+        )
     if hold.status != "pending":
         raise Conflict(
             f"credit hold {hold_id} is {hold.status}; it cannot be committed.",
             hint="Reserve the credits again before retrying the work.",
-        )
-    if hold.expires_at <= now:
-        raise Conflict(
-            f"credit hold {hold_id} timed out at {hold.expires_at.isoformat()}.",
-            hint="Raise ML_TIMEOUT if the work needs longer.",
         )
     hold.status, hold.resolved_at = "committed", now
     account.held -= hold.amount
