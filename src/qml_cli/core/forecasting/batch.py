@@ -35,6 +35,8 @@ from qml_cli.core.forecasting.simple import zero_share
 DEFAULT_WINDOWS = 3
 STRATEGIES = ("combine", "select", "qubo")
 # Combination slots: each row uses the first model of a slot that fits it.
+# NOTE: on M3 monthly this combination measures sMAPE 13.65 and MASE 0.855, short
+# of 13.6 and 0.85. Per-series selection and QUBO member choice measured worse.
 CORE_SLOTS = (
     ("damped_holt",),
     ("theta",),
