@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine, make_url
 
-from qml_cli.core.db import get_engine, is_postgres, session_scope
+from qml_cli.core.db import get_engine, is_postgres, mask_url, session_scope
 from qml_cli.core.logs import get_logger
 from qml_cli.core.models import JobRun, utcnow
-from qml_cli.errors import InvalidInput, LockHeld
+from qml_cli.errors import CheckFailed, InvalidInput, LockHeld
 
 log = get_logger("jobs")
 
@@ -204,6 +204,25 @@ def job_lock(engine: Engine, name: str, wait_s: float | None = None):
     return _file_lock(engine, name, wait_s)
 
 
+_engines_with_table: set[str] = set()
+
+
+def require_job_table(engine: Engine) -> None:
+    """Raise `CheckFailed` naming the fix when the schema has no `job_runs` yet."""
+    from sqlalchemy import inspect
+
+    url = str(engine.url)
+    if url in _engines_with_table:
+        return
+    with engine.connect() as connection:
+        if not inspect(connection).has_table(JobRun.__tablename__):
+            raise CheckFailed(
+                f"the database {mask_url(url)} has no job_runs table.",
+                hint="Run: qml db migrate",
+            )
+    _engines_with_table.add(url)
+
+
 def result_counts(result: Any) -> dict[str, int]:
     """Summarise a job's result: its integer fields, and the length of its lists."""
     counts: dict[str, int] = {}
@@ -270,6 +289,7 @@ def run_job(
     seconds. The run is recorded as failed when `fn` returns a non-empty `failed`
     list, or raises, and then the exception propagates."""
     engine = engine or get_engine()
+    require_job_table(engine)
     with job_lock(engine, name, wait_s):
         run_id = _start_run(engine, name)
         started = time.perf_counter()
@@ -316,7 +336,9 @@ def recent_runs(
     statement = select(JobRun).order_by(JobRun.started_at.desc(), JobRun.id.desc())
     if job:
         statement = statement.where(JobRun.job == job)
-    with session_scope(engine or get_engine()) as session:
+    engine = engine or get_engine()
+    require_job_table(engine)
+    with session_scope(engine) as session:
         rows = session.scalars(statement.limit(limit)).all()
         return [
             {
