@@ -254,3 +254,17 @@ def test_scheduler_run_stops_on_sigterm(sqlite_engine, tmp_path):
     assert process.returncode == 0
     assert "Scheduler stopped after 0 job runs." in stdout
     assert "scheduler stopped" in log_file.read_text()
+
+
+def test_worker_runs_count_for_their_job(engine):
+    moment = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    with session_scope(engine) as session:
+        session.add(
+            JobRun(
+                job="predict-run-due@web-1", status="ok", counts={}, started_at=moment
+            )
+        )
+
+    assert scheduler.last_runs(engine) == {"predict-run-due": moment}
+    report = {item["job"]: item for item in scheduler.status(engine, moment)}
+    assert report["predict-run-due"]["last_started_at"] == moment

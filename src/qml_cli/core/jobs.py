@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.engine import Engine, make_url
 
 from qml_cli.core.db import get_engine, is_postgres, mask_url, session_scope
@@ -332,10 +332,13 @@ def _elapsed_ms(started: float) -> float:
 def recent_runs(
     engine: Engine | None = None, *, job: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Return the latest `job_runs` rows, newest first."""
+    """Return the latest `job_runs` rows, newest first; `job` also matches the
+    per-worker runs named `job@worker`."""
     statement = select(JobRun).order_by(JobRun.started_at.desc(), JobRun.id.desc())
     if job:
-        statement = statement.where(JobRun.job == job)
+        statement = statement.where(
+            or_(JobRun.job == job, JobRun.job.startswith(f"{job}@", autoescape=True))
+        )
     engine = engine or get_engine()
     require_job_table(engine)
     with session_scope(engine) as session:

@@ -124,7 +124,8 @@ def crontab(
 
 
 def last_runs(engine: Engine) -> dict[str, dt.datetime]:
-    """Return the latest start time of each job in `job_runs`."""
+    """Return the latest start time of each job in `job_runs`; per-worker runs
+    (`predict-run-due@host`) count for their job."""
     from qml_cli.core.db import session_scope
     from qml_cli.core.jobs import require_job_table
     from qml_cli.core.models import JobRun
@@ -134,7 +135,12 @@ def last_runs(engine: Engine) -> dict[str, dt.datetime]:
         rows = session.execute(
             select(JobRun.job, func.max(JobRun.started_at)).group_by(JobRun.job)
         ).all()
-    return {name: started for name, started in rows if started is not None}
+    latest: dict[str, dt.datetime] = {}
+    for name, started in rows:
+        base = name.split("@", 1)[0]
+        if started is not None and (base not in latest or started > latest[base]):
+            latest[base] = started
+    return latest
 
 
 class Clock(Protocol):
