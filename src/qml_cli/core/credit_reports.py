@@ -314,8 +314,9 @@ def _record_crossing(session: Session, values: dict[str, Any]) -> bool:
         .on_conflict_do_nothing(
             index_elements=["tenant_id", "period_start", "threshold"]
         )
+        .returning(CreditAlert.id)
     )
-    return session.execute(statement).rowcount == 1
+    return session.execute(statement).scalar() is not None
 
 
 def alerts(session_factory, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
