@@ -3,11 +3,12 @@
 Run: python bench/quantum.py [--sizes 16,20,22,24] [--depths 1,6] [--repeat 3]
      [--dtype complex128] [--no-aer] [--write docs/benchmarks-quantum.md]
 
-For each size and depth it prints qml's time per expectation and per layer, its
-peak traced memory against the state vector, the time of one elementwise pass
-`psi *= phase` over a state of the same size (the memory-bandwidth baseline), and,
-when qiskit-aer is installed (the `bench` extra), Aer's statevector simulator on
-the same circuit with the expectation checked against qml's. BLAS and Aer run on
+For each size and depth it prints qml's time per expectation and per layer and
+its peak traced memory against the state vector. Beside them it prints the time
+of one elementwise pass `psi *= phase` over a state of the same size, which is
+the memory-bandwidth baseline. When qiskit-aer is installed (the `bench` extra),
+it also runs Aer's statevector simulator on the same circuit and checks that the
+expectations agree. BLAS and Aer run on
 one thread. Times are the shortest of `--repeat` runs, to damp noise from other
 load on the machine.
 """
@@ -80,7 +81,7 @@ def measure_qml(simulator: QaoaSimulator, gammas, betas, repeat: int
     layer = best_time(lambda: kernels.apply_layer(
         rows, simulator.phases, gammas[0], betas[0], simulator.plan, simulator.work),
         repeat)
-    del state, rows
+    state = rows = None
     tracemalloc.start()
     simulator.expectation(gammas, betas)
     _, peak = tracemalloc.get_traced_memory()
@@ -94,9 +95,7 @@ def measure_bandwidth(n: int, dtype: np.dtype, repeat: int) -> float:
     rng = np.random.default_rng(0)
     psi = np.full(1 << n, 1.0, dtype=dtype)
     phase = np.exp(1j * rng.random(1 << n)).astype(dtype)
-    seconds = best_time(lambda: np.multiply(psi, phase, out=psi), repeat)
-    del psi, phase
-    return seconds
+    return best_time(lambda: np.multiply(psi, phase, out=psi), repeat)
 
 
 def aer_circuit(edges, n: int, gammas, betas):
