@@ -218,3 +218,36 @@ def test_crash_between_reserve_and_commit(engine, db):
     assert held(db, "acme") == 0
     assert available(db, "acme", T0) == 30
     assert audit_ok(db)
+
+
+@pytest.mark.parametrize("order", [("reset", "expire"), ("expire", "reset")])
+def test_hold_timed_out_before_period_end_returns_to_it(db, order):
+    from qml_cli.core.models import SubscriptionPlan
+
+    with db() as session:
+        session.add(
+            SubscriptionPlan(
+                name="rolling",
+                display_name="Rolling",
+                monthly_ml_credits=100,
+                auto_predictions_per_day=1,
+                scheduled_workflows=1,
+                rollover_percent=50,
+            )
+        )
+    create(db, "acme", plan="rolling")
+    reserve(
+        db,
+        "acme",
+        40,
+        "run-1",
+        timeout_s=1800,
+        now=dt.datetime(2027, 3, 31, 23, 0, tzinfo=dt.UTC),
+    )
+    april = dt.datetime(2027, 4, 1, 1, 0, tzinfo=dt.UTC)
+    jobs = {"reset": credits.reset_monthly, "expire": credits.expire_all}
+    for job in order:
+        jobs[job](db, now=april)
+    assert held(db, "acme", april) == 0
+    assert available(db, "acme", april) == 100 + 50
+    assert audit_ok(db)

@@ -103,7 +103,11 @@ def expire_all(
     session_factory: SessionFactory, *, now: dt.datetime | None = None
 ) -> dict[str, int]:
     """Credit scheduled grants that took effect, end expired grants and release
-    timed-out holds, for every tenant; return the counts."""
+    timed-out holds, for every tenant that has one; return the counts.
+
+    A tenant is settled in full, so a reset that is due is written first (unless
+    MONTHLY_RESET_ENABLED is false) and a hold returns credits to the period it
+    was drawn in."""
     now = now or clock.now()
     with session_factory() as session:
         grant_tenants = set(
@@ -126,6 +130,7 @@ def expire_all(
             )
         )
     totals = {
+        "resets": 0,
         "grants_activated": 0,
         "grants_expired": 0,
         "holds_released": 0,
@@ -135,14 +140,18 @@ def expire_all(
         with session_factory() as session:
             tenant = session.get(Tenant, tenant_id)
             account = ledger.lock_account(session, tenant)
-            totals["grants_activated"] += ledger_settle.activate_grants(
-                session, tenant, account, now
+            settled = ledger_settle.settle(
+                session,
+                tenant,
+                account,
+                now,
+                resets_enabled=_resets_enabled(session),
+                all_grants=True,
+                all_holds=True,
             )
-            totals["grants_expired"] += ledger_settle.expire_grants(
-                session, tenant, account, now
-            )
-            totals["holds_released"] += ledger_settle.expire_holds(
-                session, tenant, account, now
-            )
+            totals["grants_activated"] += settled.grants_activated
+            totals["grants_expired"] += settled.grants_expired
+            totals["holds_released"] += settled.holds_released
+            totals["resets"] += len(settled.resets)
             totals["tenants"] += 1
     return totals

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -47,70 +47,84 @@ def roll_periods(
 ) -> list[dict[str, Any]]:
     """Reset every period that has ended by `now`, oldest first, once each.
 
-    Unused allowance expires (less the rollover), a pending plan change takes
-    effect, and the new allowance starts. Returns one record a period."""
+    Holds that timed out before a period's end are released before that period
+    rolls, so their credits return to the period they were drawn in whichever job
+    runs first. Returns one record a period."""
     if account.period_end > now:
         return []
     session.flush()
     session.refresh(tenant, ["plan_id", "pending_plan_id"])
     resets = []
     while account.period_end <= now:
-        boundary = account.period_end
-        plan, carried, end = next_period(
-            session,
-            tenant,
-            tenant.plan_id,
-            tenant.pending_plan_id,
-            account.allowance_remaining,
-            boundary,
-        )
-        expired = account.allowance_remaining - carried
-        if expired:
-            account.allowance_remaining = carried
-            ledger.append_entry(
-                session,
-                tenant,
-                account,
-                kind="expire",
-                operation="allowance_expiry",
-                buckets={ledger.ALLOWANCE: -expired},
-                now=now,
-                idempotency_key=f"expire:{ledger.reset_key(tenant, boundary)}",
-                context={"period_end": boundary.isoformat(), "carried": carried},
+        released = 0
+        if account.held > 0:
+            released = expire_holds(
+                session, tenant, account, now, due_by=account.period_end
             )
-        tenant.plan_id, tenant.pending_plan_id = plan.id, None
-        account.period_start, account.period_end = boundary, end
-        account.allowance, account.carried = plan.monthly_ml_credits, carried
-        account.allowance_remaining += plan.monthly_ml_credits
-        account.used_this_period = 0
+        resets.append(
+            {**_roll_one(session, tenant, account, now), "holds_released": released}
+        )
+    return resets
+
+
+def _roll_one(
+    session: Session, tenant: Tenant, account: MlCredits, now: dt.datetime
+) -> dict[str, Any]:
+    """Expire the ending period's unused allowance (less the rollover), apply a
+    pending plan change and start the next period's allowance."""
+    boundary = account.period_end
+    plan, carried, end = next_period(
+        session,
+        tenant,
+        tenant.plan_id,
+        tenant.pending_plan_id,
+        account.allowance_remaining,
+        boundary,
+    )
+    expired = account.allowance_remaining - carried
+    if expired:
+        account.allowance_remaining = carried
         ledger.append_entry(
             session,
             tenant,
             account,
-            kind="reset",
-            operation="monthly_reset",
-            buckets={ledger.ALLOWANCE: plan.monthly_ml_credits},
+            kind="expire",
+            operation="allowance_expiry",
+            buckets={ledger.ALLOWANCE: -expired},
             now=now,
-            idempotency_key=ledger.reset_key(tenant, boundary),
-            context={
-                "plan": plan.name,
-                "period_start": boundary.isoformat(),
-                "period_end": end.isoformat(),
-                "carried": carried,
-            },
+            idempotency_key=f"expire:{ledger.reset_key(tenant, boundary)}",
+            context={"period_end": boundary.isoformat(), "carried": carried},
         )
-        resets.append(
-            {
-                "tenant": tenant.slug,
-                "period_start": boundary,
-                "period_end": end,
-                "plan": plan.name,
-                "allowance": plan.monthly_ml_credits,
-                "expired": expired,
-                "carried": carried,
-            }
-        )
-    return resets
+    tenant.plan_id, tenant.pending_plan_id = plan.id, None
+    account.period_start, account.period_end = boundary, end
+    account.allowance, account.carried = plan.monthly_ml_credits, carried
+    account.allowance_remaining += plan.monthly_ml_credits
+    account.used_this_period = 0
+    ledger.append_entry(
+        session,
+        tenant,
+        account,
+        kind="reset",
+        operation="monthly_reset",
+        buckets={ledger.ALLOWANCE: plan.monthly_ml_credits},
+        now=now,
+        idempotency_key=ledger.reset_key(tenant, boundary),
+        context={
+            "plan": plan.name,
+            "period_start": boundary.isoformat(),
+            "period_end": end.isoformat(),
+            "carried": carried,
+        },
+    )
+    return {
+        "tenant": tenant.slug,
+        "period_start": boundary,
+        "period_end": end,
+        "plan": plan.name,
+        "allowance": plan.monthly_ml_credits,
+        "expired": expired,
+        "carried": carried,
+    }
 
 
 def credit_grant(
@@ -216,15 +230,20 @@ def expire_grants(
 
 
 def expire_holds(
-    session: Session, tenant: Tenant, account: MlCredits, now: dt.datetime
+    session: Session,
+    tenant: Tenant,
+    account: MlCredits,
+    now: dt.datetime,
+    due_by: dt.datetime | None = None,
 ) -> int:
-    """Release pending holds whose timeout has passed; return how many."""
+    """Release pending holds whose timeout has passed by `due_by` (default `now`);
+    return how many."""
     holds = session.scalars(
         select(MlCreditHold)
         .where(
             MlCreditHold.tenant_id == tenant.id,
             MlCreditHold.status == "pending",
-            MlCreditHold.expires_at <= now,
+            MlCreditHold.expires_at <= (due_by or now),
         )
         .order_by(MlCreditHold.id)
     ).all()
@@ -277,6 +296,17 @@ def release(
     )
 
 
+@dataclass
+class Settled:
+    """What `settle` changed, and the live grants in burn order."""
+
+    grants: list[MlCreditGrant]
+    resets: list[dict[str, Any]] = field(default_factory=list)
+    grants_activated: int = 0
+    grants_expired: int = 0
+    holds_released: int = 0
+
+
 def settle(
     session: Session,
     tenant: Tenant,
@@ -284,25 +314,30 @@ def settle(
     now: dt.datetime,
     *,
     resets_enabled: bool = True,
-) -> list[MlCreditGrant]:
+    all_grants: bool = False,
+    all_holds: bool = False,
+) -> Settled:
     """Bring the locked account up to `now`: past periods, scheduled and expired
-    grants, timed-out holds. Return the live grants in burn order.
+    grants, timed-out holds.
 
-    Each step runs only when the cached account shows it can change something, so
-    a consumption of an account without grants or holds reads nothing more."""
+    Without `all_grants` and `all_holds`, each step runs only when the cached
+    account shows it can change a balance, so a consumption of an account without
+    grants or holds reads nothing more; `qml credits expire` passes both to also
+    close used-up grants and holds of 0 credits."""
+    settled = Settled(grants=[])
     if resets_enabled:
-        roll_periods(session, tenant, account, now)
-    activate_grants(session, tenant, account, now)
-    grants: list[MlCreditGrant] = []
+        settled.resets = roll_periods(session, tenant, account, now)
+        settled.holds_released = sum(item["holds_released"] for item in settled.resets)
+    settled.grants_activated = activate_grants(session, tenant, account, now)
+    if all_grants:
+        settled.grants_expired = expire_grants(session, tenant, account, now)
     if account.grant_remaining > 0:
-        grants = end_grants(
+        settled.grants = end_grants(
             session, tenant, account, ledger.active_grants(session, tenant), now
         )
-    if account.held > 0:
-        # NOTE: holds of 0 credits (taken while ML_CREDITS_ENABLED is false) are not
-        # looked up here; `qml credits expire` closes them.
-        expire_holds(session, tenant, account, now)
-    return grants
+    if account.held > 0 or all_holds:
+        settled.holds_released += expire_holds(session, tenant, account, now)
+    return settled
 
 
 @dataclass
@@ -321,7 +356,7 @@ def prepare(session: Session, tenant: Tenant, now: dt.datetime) -> Locked:
 
     values = effective_settings(session)
     account = ledger.lock_account(session, tenant)
-    grants = settle(
+    settled = settle(
         session, tenant, account, now, resets_enabled=values["MONTHLY_RESET_ENABLED"]
     )
-    return Locked(account, grants, values["ML_CREDITS_ENABLED"])
+    return Locked(account, settled.grants, values["ML_CREDITS_ENABLED"])
