@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -34,7 +33,7 @@ GROUPS = (
 class QmlGroup(TyperGroup):
     """Root group that turns a `QmlError` into its message and exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except QmlError as exc:
@@ -49,7 +48,7 @@ class QmlGroup(TyperGroup):
             error("interrupted")
             raise typer.Exit(130) from None
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)
 
 
