@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from qml_cli.errors import InvalidInput
-from qml_cli.quantum import angles, statevector
+from qml_cli.quantum import angles
 from qml_cli.quantum.qubo import EnergyTable, QuboModel, bitstring
 from qml_cli.quantum.simulator import QaoaSimulator
 
@@ -153,7 +153,7 @@ def _report(simulator: QaoaSimulator, state: np.ndarray, gammas: np.ndarray,
             betas: np.ndarray, seed: int, shots: int) -> dict[str, Any]:
     table = simulator.table
     expectation = simulator.expectation_of(state)
-    samples = statevector.sample_indices(state, shots, seed)
+    samples = simulator.sample(state, shots, seed)
     energies = table.as_float()[samples] if table.values is not None else \
         table.levels[samples].astype(np.float64) + table.minimum
     best = int(samples[int(np.argmin(energies))])

@@ -9,6 +9,11 @@ Convention. With energy table E (the QUBO, minimised) and angles
 so `U_M` is `RX(2 beta)` on every qubit in the `RX(t) = exp(-i t X / 2)` convention.
 Qubit j is index bit j (variable j). For MaxCut the engine's energy is minus the
 cut, so its gamma is minus the gamma of papers that write `exp(-i gamma C_cut)`.
+
+Internally states are kept in the S frame of `kernels`. When the table is
+symmetric under flipping every bit, only the half with qubit n-1 equal to 0 is
+stored (see `symmetric`); `stored_weight` is then 2, the number of basis states
+each stored amplitude stands for.
 """
 
 from __future__ import annotations
@@ -18,47 +23,59 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qml_cli.quantum import kernels, statevector
+from qml_cli.quantum import kernels, statevector, symmetric
 from qml_cli.quantum.qubo import EnergyTable
 
 
 class QaoaSimulator:
-    """Simulates QAOA on one energy table; raises `ResourceLimit` when the state
-    vectors it needs would not fit in `available` bytes (default: free memory)."""
+    """QAOA on one energy table; raises `ResourceLimit` when the state vectors it
+    needs would not fit in `available` bytes (default: free memory)."""
 
     def __init__(self, table: EnergyTable, dtype: str = "complex128",
                  available: int | None = None, plan: kernels.MixerPlan | None = None,
-                 gradients: bool = True) -> None:
+                 gradients: bool = True, use_symmetry: bool = True) -> None:
         self.table = table
         self.n = table.num_variables
         self.dtype = statevector.resolve_dtype(dtype)
+        self.reduced = use_symmetry and self.n >= 3 and symmetric.is_symmetric(table)
+        self.stored = symmetric.half_table(table) if self.reduced else table
+        self.stored_weight = 2.0 if self.reduced else 1.0
+        stored_qubits = self.stored.num_variables
         # Gradients keep a second state and float64 energies and probabilities.
         if gradients:
             per_index = 2 * self.dtype.itemsize + 16
         else:
             per_index = self.dtype.itemsize + 1
-        statevector.check_memory(self.n, per_index, "QAOA simulation", available)
-        self.plan = plan or kernels.make_plan(self.n)
+        statevector.check_memory(self.n, per_index / self.stored_weight,
+                                 "QAOA simulation", available)
+        if plan is not None and plan.num_qubits != stored_qubits:
+            raise ValueError(f"the plan is for {plan.num_qubits} qubits, the stored "
+                             f"state has {stored_qubits}")
+        self.plan = plan or kernels.make_plan(stored_qubits)
         self.work = kernels.Workspace(self.plan, self.dtype)
         self.pair_work = kernels.Workspace(self.plan, self.dtype, vectors=2) \
             if gradients else None
-        self.phases = kernels.PhaseTable(table, self.dtype)
+        self.phases = kernels.PhaseTable(self.stored, self.dtype)
         self._energy_levels = table.minimum + np.arange(table.level_count) \
             if table.is_integer else None
+        self._initial_cache: np.ndarray | None = None
+        self._energies_cache: np.ndarray | None = None
+        self._order_cache: np.ndarray | None = None
 
     # -- evolution -------------------------------------------------------------
 
     def initial_state(self) -> np.ndarray:
-        """Return `S^n |+>^n`, amplitudes `i^popcount(x) / sqrt(2^n)` (S frame)."""
-        state = np.full(1 << self.n, 1 / math.sqrt(1 << self.n), dtype=self.dtype)
+        """Return the stored part of `S^n |+>^n`: `i^popcount(x) / sqrt(2^n)`."""
+        size = 1 << self.stored.num_variables
+        state = np.full(size, 1 / math.sqrt(1 << self.n), dtype=self.dtype)
         statevector.apply_popcount_phase(state, 1j, self.plan.block_bits)
         return state
 
     def evolve(self, gammas: Sequence[float], betas: Sequence[float],
                out: np.ndarray | None = None) -> np.ndarray:
-        """Return the final QAOA state in the S frame (see `kernels`).
+        """Return the stored final QAOA state in the S frame (see `kernels`).
 
-        `out`, a vector of 2^n amplitudes, receives the state when given.
+        `out`, a vector of the stored size, receives the state when given.
         """
         _check_angles(gammas, betas)
         if out is None:
@@ -68,18 +85,25 @@ class QaoaSimulator:
         rows = out.reshape(1, -1)
         for gamma, beta in zip(gammas, betas, strict=True):
             kernels.apply_layer(rows, self.phases, gamma, beta, self.plan, self.work)
+            if self.reduced:
+                symmetric.rotate_top(rows, beta, self.n)
         return out
 
+    def state(self, gammas: Sequence[float], betas: Sequence[float]) -> np.ndarray:
+        """Return the full final QAOA state `|psi>` in the computational basis."""
+        state = self.evolve(gammas, betas)
+        statevector.apply_popcount_phase(state, -1j, self.plan.block_bits)
+        return symmetric.expand(state) if self.reduced else state
+
     def _initial(self) -> np.ndarray:
-        if getattr(self, "_initial_cache", None) is None:
+        if self._initial_cache is None:
             self._initial_cache = self.initial_state()
         return self._initial_cache
 
-    def state(self, gammas: Sequence[float], betas: Sequence[float]) -> np.ndarray:
-        """Return the final QAOA state `|psi>` in the computational basis."""
-        state = self.evolve(gammas, betas)
-        statevector.apply_popcount_phase(state, -1j, self.plan.block_bits)
-        return state
+    def _mix(self, rows: np.ndarray, beta: float, work: kernels.Workspace) -> None:
+        kernels.apply_mixer(rows, beta, self.plan, work)
+        if self.reduced:
+            symmetric.rotate_top(rows, beta, self.n)
 
     # -- measurements ----------------------------------------------------------
 
@@ -89,9 +113,9 @@ class QaoaSimulator:
         counts = np.zeros(self.table.level_count)
         for start in range(0, state.shape[0], size):
             weights = statevector.probabilities(state[start:start + size])
-            counts += np.bincount(self.table.levels[start:start + size],
+            counts += np.bincount(self.stored.levels[start:start + size],
                                   weights=weights, minlength=counts.shape[0])
-        return counts
+        return counts * self.stored_weight
 
     def expectation_of(self, state: np.ndarray) -> float:
         """Return `<psi|E|psi>` of a state from this simulator."""
@@ -101,8 +125,8 @@ class QaoaSimulator:
         total = 0.0
         for start in range(0, state.shape[0], size):
             weights = statevector.probabilities(state[start:start + size])
-            total += float(weights @ self.table.values[start:start + size])
-        return total
+            total += float(weights @ self.stored.values[start:start + size])
+        return total * self.stored_weight
 
     def optimum_probability(self, state: np.ndarray) -> float:
         """Return the probability of measuring a bit string of minimum energy."""
@@ -110,7 +134,20 @@ class QaoaSimulator:
             return float(self.level_distribution(state)[0])
         weights = statevector.probabilities(state)
         tolerance = 1e-9 * max(1.0, abs(self.table.minimum), abs(self.table.maximum))
-        return float(weights[self.table.values <= self.table.minimum + tolerance].sum())
+        optimal = self.stored.values <= self.table.minimum + tolerance
+        return float(weights[optimal].sum()) * self.stored_weight
+
+    def sample(self, state: np.ndarray, shots: int, seed: int) -> np.ndarray:
+        """Draw `shots` full basis indices from the state, with a seeded generator.
+
+        For a stored half each draw is reflected to `~x` with probability 1/2,
+        which is exact because `psi(x) = psi(~x)`.
+        """
+        samples = statevector.sample_indices(state, shots, seed)
+        if self.reduced:
+            flips = np.random.default_rng([seed, 1]).random(shots) < 0.5
+            samples = np.where(flips, (1 << self.n) - 1 - samples, samples)
+        return samples
 
     def expectation(self, gammas: Sequence[float], betas: Sequence[float]) -> float:
         """Return the energy expectation `<psi(gamma, beta)|E|psi(gamma, beta)>`."""
@@ -128,10 +165,10 @@ class QaoaSimulator:
         2020) `w = min(E - tau, 0) / alpha` and the constant is the alpha-quantile
         tau, whose derivative terms cancel, so `w` is also the adjoint observable.
         """
-        energies = self._full_energies()
+        energies = self._stored_energies()
         if cvar_alpha is None:
             return self.expectation_of(state), 0.0, energies
-        weights = statevector.probabilities(state)
+        weights = statevector.probabilities(state) * self.stored_weight
         order = self._energy_order()
         cumulative = np.cumsum(weights[order])
         position = int(np.searchsorted(cumulative, cvar_alpha * cumulative[-1]))
@@ -148,35 +185,38 @@ class QaoaSimulator:
         then the layers are undone on the state and on `lambda = W psi` together:
         `df/dbeta_l = 2 Re <lambda|G|psi>` with the mixer generator G, and
         `df/dgamma_l = 2 sum_x E(x) Im(conj(lambda_x) psi_x)` right after the cost
-        phase of layer l.
+        phase of layer l. Raises `ValueError` when built with `gradients=False`.
         """
         if self.pair_work is None:
             raise ValueError("this simulator was built with gradients=False")
-        pair = np.empty((2, 1 << self.n), dtype=self.dtype)
+        pair = np.empty((2, 1 << self.stored.num_variables), dtype=self.dtype)
         state, adjoint = pair[0], pair[1]
         self.evolve(gammas, betas, out=state)
         value, _, observable = self.objective_weights(state, cvar_alpha)
         np.multiply(state, observable, out=adjoint)
         p = len(gammas)
         gradient = np.zeros(2 * p)
-        energies = self._full_energies()
+        energies = self._stored_energies()
+        scale = 2 * self.stored_weight
         for layer in range(p - 1, -1, -1):
-            gradient[p + layer] = 2 * kernels.mixer_generator_overlap(
-                adjoint, state, self.plan)
-            kernels.apply_mixer(pair, -betas[layer], self.plan, self.pair_work)
-            gradient[layer] = 2 * _phase_overlap(adjoint, state, energies)
+            overlap = kernels.mixer_generator_overlap(adjoint, state, self.plan)
+            if self.reduced:
+                overlap += symmetric.top_overlap(adjoint, state, self.n)
+            gradient[p + layer] = scale * overlap
+            self._mix(pair, -betas[layer], self.pair_work)
+            gradient[layer] = scale * _phase_overlap(adjoint, state, energies)
             if layer:
                 kernels.apply_phase(pair, self.phases, -gammas[layer], self.pair_work)
         return value, gradient
 
-    def _full_energies(self) -> np.ndarray:
-        if getattr(self, "_energies_cache", None) is None:
-            self._energies_cache = self.table.as_float()
+    def _stored_energies(self) -> np.ndarray:
+        if self._energies_cache is None:
+            self._energies_cache = self.stored.as_float()
         return self._energies_cache
 
     def _energy_order(self) -> np.ndarray:
-        if getattr(self, "_order_cache", None) is None:
-            self._order_cache = np.argsort(self._full_energies(), kind="stable")
+        if self._order_cache is None:
+            self._order_cache = np.argsort(self._stored_energies(), kind="stable")
         return self._order_cache
 
 
