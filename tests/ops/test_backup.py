@@ -121,19 +121,33 @@ def test_restored_ids_continue_after_restore(engine):
     assert ids[1] > ids[0]
 
 
-def test_checksums_match_across_backends(sqlite_engine, pg_url, monkeypatch):
+def test_sqlite_backup_restores_into_empty_postgres(sqlite_engine, pg_url):
+    from qml_cli.core.db import make_engine
+
     populate(sqlite_engine)
     manifest = backup.create(engine=sqlite_engine)
-    from tests.conftest import _migrate
+    pg_engine = make_engine(pg_url)
 
-    pg_engine = _migrate(pg_url)
-    with session_scope(pg_engine) as session:
-        session.execute(delete(SubscriptionPlan))
-    monkeypatch.setenv("DATABASE_URL", pg_url)
+    result = backup_restore.restore(manifest["id"], engine=pg_engine)
 
-    backup_restore.restore(manifest["id"], engine=pg_engine, safety=False)
-
+    assert result["kept"] == []
     assert checksums(pg_engine) == checksums(sqlite_engine)
+
+
+def test_restore_keeps_releases_and_job_runs(engine):
+    from qml_cli.core.models import JobRun, Release
+
+    manifest = backup.create(engine=engine)
+    with session_scope(engine) as session:
+        session.add(Release(version="2.0.0", schema_revision="head"))
+        session.add(JobRun(job="backup-create", status="ok", counts={}))
+
+    result = backup_restore.restore(manifest["id"], engine=engine)
+
+    assert result["kept"] == ["job_runs", "releases"]
+    with session_scope(engine) as session:
+        assert session.scalars(select(Release.version)).all() == ["2.0.0"]
+        assert session.scalar(select(func.count()).select_from(JobRun)) == 1
 
 
 def test_verify_passes_on_intact_backup(engine):

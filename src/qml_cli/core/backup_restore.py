@@ -114,32 +114,47 @@ def _compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[str]:
     return problems
 
 
-def load_portable(
-    engine: Engine, manifest: dict[str, Any], files: dict[str, Path]
+# Tables that record what happened to a database. A restore into a database that
+# has a schema keeps its own rows of them, so the releases survive a rollback.
+KEPT_ON_RESTORE = ("releases", "job_runs")
+
+
+def replace_rows(
+    engine: Engine, manifest: dict[str, Any], files: dict[str, Path], tables: list[str]
 ) -> None:
-    """Replace the rows of the manifest's tables in one transaction; roll back and
-    raise `CheckFailed` when the loaded rows do not match the manifest."""
+    """Replace the rows of `tables` with the backup's in one transaction; roll back
+    and raise `CheckFailed` unless their checksums then match the manifest."""
     with engine.connect() as connection, connection.begin():
         specs = {
             spec.name: spec
             for spec in backup_tables.table_specs(connection, manifest["scope"])
         }
-        missing = [name for name in manifest["tables"] if name not in specs]
+        missing = [name for name in tables if name not in specs]
         if missing:
+            # NOTE: tables outside the qml schema must already exist in the target,
+            # because the restore loads rows and does not create tables.
             raise CheckFailed(
                 f"the database has no table {', '.join(missing)} to restore into.",
-                hint="Create those tables first; the portable "
-                "format holds rows, not table definitions.",
+                hint="Create those tables first.",
             )
-        ordered = [spec for name, spec in specs.items() if name in manifest["tables"]]
+        ordered = [spec for name, spec in specs.items() if name in tables]
         backup_tables.clear_tables(connection, ordered)
-        for spec in ordered:
-            backup_tables.load_rows(
-                connection, spec, _lines(files[f"{spec.name}.jsonl.gz"])
+        if manifest["format"] == "pg_dump":
+            pgdump.copy_data(
+                _tools(engine),
+                files[DUMP_FILE],
+                connection,
+                [spec.name for spec in ordered],
             )
+        else:
+            for spec in ordered:
+                backup_tables.load_rows(
+                    connection, spec, _lines(files[f"{spec.name}.jsonl.gz"])
+                )
         backup_tables.reset_sequences(connection, ordered)
+        expected = {name: manifest["tables"][name] for name in tables}
         problems = _compare(
-            manifest["tables"], backup_tables.table_checksums(connection, ordered)
+            expected, backup_tables.table_checksums(connection, ordered)
         )
         if problems:
             raise CheckFailed(
@@ -184,7 +199,7 @@ def trial_restore(
             )
         tools = _tools(engine)
         with pgdump.scratch_database(engine) as scratch:
-            pgdump.restore(tools, scratch, files[DUMP_FILE], clean=False)
+            pgdump.restore(tools, scratch, files[DUMP_FILE])
             problems = _compare(manifest["tables"], _checksums(scratch, manifest))
         where = "a scratch PostgreSQL database"
     else:
@@ -204,7 +219,7 @@ def trial_restore(
                     if name not in outside
                 },
             }
-            load_portable(scratch, trial, files)
+            replace_rows(scratch, trial, files, list(trial["tables"]))
             problems = []
         except CheckFailed as exc:
             problems = [exc.message]
@@ -332,7 +347,8 @@ def restore(
     engine: Engine | None = None,
     safety: bool = True,
 ) -> dict[str, Any]:
-    """Restore a backup; return its id, the safety backup's id and the row counts.
+    """Restore a backup; return its id, the safety backup's id, the row counts of
+    the tables replaced and the tables kept (`KEPT_ON_RESTORE`).
 
     Raises `Conflict` (exit 2) for a backup of another schema revision, and
     `CheckFailed` when the backup fails its checks; either way nothing changes."""
@@ -360,22 +376,19 @@ def restore(
                 kind="safety",
                 engine=engine,
             )["id"]
-        if manifest["format"] == "pg_dump":
-            pgdump.restore(_tools(engine), engine, files[DUMP_FILE], clean=True)
-            problems = _compare(manifest["tables"], _checksums(engine, manifest))
-            if problems:
-                raise CheckFailed(
-                    "restored rows differ from the backup: " + "; ".join(problems),
-                    hint=f"Restore the safety backup {safety_id}.",
-                )
-        else:
-            if current is None:
-                migrate.upgrade(manifest["schema_revision"], engine)
-            load_portable(engine, manifest, files)
+        if current is None:
+            migrate.upgrade(manifest["schema_revision"], engine)
+        tables = [
+            name
+            for name in manifest["tables"]
+            if current is None or name not in KEPT_ON_RESTORE
+        ]
+        replace_rows(engine, manifest, files, tables)
     log.info("backup restored", extra={"operation": "backup_restore", "success": True})
     return {
         "id": manifest["id"],
         "safety_backup": safety_id,
         "schema_revision": manifest["schema_revision"],
-        "tables": {name: info["rows"] for name, info in manifest["tables"].items()},
+        "tables": {name: manifest["tables"][name]["rows"] for name in tables},
+        "kept": sorted(set(manifest["tables"]) - set(tables)),
     }

@@ -13,6 +13,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +166,9 @@ def dump(
     _run(arguments, environment, "pg_dump")
 
 
-def restore(tools: PgTools, engine: Engine, source: Path, *, clean: bool) -> None:
-    """Restore a custom-format dump in one transaction: all of it or nothing."""
+def restore(tools: PgTools, engine: Engine, source: Path) -> None:
+    """Restore a custom-format dump, schema and rows, into an empty database in one
+    transaction: all of it or nothing."""
     conninfo, environment = libpq_environment(engine)
     arguments = [
         tools.tool("pg_restore"),
@@ -175,10 +177,9 @@ def restore(tools: PgTools, engine: Engine, source: Path, *, clean: bool) -> Non
         "--no-owner",
         "--no-privileges",
         f"--dbname={conninfo}",
+        str(source),
     ]
-    if clean:
-        arguments += ["--clean", "--if-exists"]
-    _run(arguments + [str(source)], environment, "pg_restore")
+    _run(arguments, environment, "pg_restore")
 
 
 def _admin_engine(engine: Engine) -> Engine:
@@ -213,3 +214,77 @@ def scratch_database(engine: Engine) -> Iterator[Engine]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _copy_table(statement: str) -> str:
+    """Return the table name of a `COPY schema.table (...) FROM stdin;` line."""
+    target = statement[len("COPY ") :].split(" (", 1)[0].split(" FROM", 1)[0]
+    return target.split(".", 1)[-1].strip('"')
+
+
+def copy_data(
+    tools: PgTools, dump_file: Path, connection: Connection, tables: list[str]
+) -> None:
+    """Load the rows of `tables` from a custom-format dump into the connection's
+    open transaction with COPY, in the order of `tables` (parents first).
+
+    pg_restore only converts the dump to SQL text here, and its SET statements are
+    not run, so the connection's session settings stay as they are. The rows of each
+    table go through a temporary file because the dump orders tables by name, not
+    by foreign key."""
+    with tempfile.TemporaryDirectory() as work:
+        statements = _split_copy_blocks(tools, dump_file, Path(work), set(tables))
+        cursor = connection.connection.driver_connection.cursor()
+        for table in tables:
+            if table not in statements:
+                continue
+            with (
+                cursor.copy(statements[table]) as copy,
+                open(Path(work) / f"{table}.copy", encoding="utf-8") as rows,
+            ):
+                for block in iter(lambda: rows.read(1 << 20), ""):
+                    copy.write(block)
+
+
+def _split_copy_blocks(
+    tools: PgTools, dump_file: Path, work: Path, tables: set[str]
+) -> dict[str, str]:
+    """Write each wanted table's COPY data to `work/TABLE.copy`; return the COPY
+    statement of each table found."""
+    statements: dict[str, str] = {}
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            [tools.tool("pg_restore"), "--data-only", "--file=-", str(dump_file)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            encoding="utf-8",
+        )
+        target = None
+        skipping = False
+        for line in process.stdout:
+            if target is not None or skipping:
+                if line == "\\.\n":
+                    if target is not None:
+                        target.close()
+                    target, skipping = None, False
+                elif target is not None:
+                    target.write(line)
+            elif line.startswith("COPY "):
+                table = _copy_table(line)
+                if table in tables:
+                    statements[table] = line.rstrip().rstrip(";")
+                    target = open(work / f"{table}.copy", "w", encoding="utf-8")
+                else:
+                    skipping = True
+        code = process.wait()
+        if target is not None:
+            target.close()
+        if code != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip().splitlines()
+            raise CheckFailed(
+                f"pg_restore failed with exit code {code}: "
+                f"{message[-1] if message else 'no message'}"
+            )
+    return statements
