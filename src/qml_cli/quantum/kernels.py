@@ -192,12 +192,15 @@ def _mix_high(states: np.ndarray, matrices: list[np.ndarray], plan: MixerPlan,
 
 
 def apply_layer(states: np.ndarray, phases: PhaseTable | None, gamma: float,
-                beta: float, plan: MixerPlan, work: Workspace) -> None:
+                beta: float, plan: MixerPlan, work: Workspace,
+                initial: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Apply `exp(-i beta B_S) exp(-i gamma C)` in place to each row of `states`.
 
     `states` has shape (vectors, 2^n) in the S frame, and `B_S` is the mixer in
     that frame, so the step equals `S^n exp(-i beta sum_j X_j) exp(-i gamma C)
-    (S^n)^dagger`. With `phases` None the cost phase is skipped.
+    (S^n)^dagger`. With `phases` None the cost phase is skipped. With `initial`,
+    a pair (pattern of one block, factor per block), block b is first overwritten
+    with `pattern * factor[b]`, which saves a pass over memory for the first layer.
     """
     low = [work.rotation(beta, bits) for bits in plan.low_groups]
     high = [work.rotation(beta, bits) for bits in plan.high_groups]
@@ -207,6 +210,8 @@ def apply_layer(states: np.ndarray, phases: PhaseTable | None, gamma: float,
     blocks = states.reshape(work.vectors, -1, size)
     for index in range(blocks.shape[1]):
         block = blocks[:, index]
+        if initial is not None:
+            np.multiply(initial[0], initial[1][index], out=block)
         if phases is not None:
             block *= phases.fill(index * size, work.phase, work.scratch)
         _rotate_block(block, low, work)

@@ -58,7 +58,7 @@ class QaoaSimulator:
         self.phases = kernels.PhaseTable(self.stored, self.dtype)
         self._energy_levels = table.minimum + np.arange(table.level_count) \
             if table.is_integer else None
-        self._initial_cache: np.ndarray | None = None
+        self._initial_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._energies_cache: np.ndarray | None = None
         self._order_cache: np.ndarray | None = None
 
@@ -79,12 +79,13 @@ class QaoaSimulator:
         """
         _check_angles(gammas, betas)
         if out is None:
-            out = self.initial_state()
-        else:
-            np.copyto(out, self._initial())
+            out = np.empty(1 << self.stored.num_variables, dtype=self.dtype)
         rows = out.reshape(1, -1)
+        initial = self._initial_pattern()
         for gamma, beta in zip(gammas, betas, strict=True):
-            kernels.apply_layer(rows, self.phases, gamma, beta, self.plan, self.work)
+            kernels.apply_layer(rows, self.phases, gamma, beta, self.plan, self.work,
+                                initial=initial)
+            initial = None
             if self.reduced:
                 symmetric.rotate_top(rows, beta, self.n)
         return out
@@ -95,9 +96,15 @@ class QaoaSimulator:
         statevector.apply_popcount_phase(state, -1j, self.plan.block_bits)
         return symmetric.expand(state) if self.reduced else state
 
-    def _initial(self) -> np.ndarray:
+    def _initial_pattern(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the initial state as one block's pattern and a factor per block."""
         if self._initial_cache is None:
-            self._initial_cache = self.initial_state()
+            low_bits = self.plan.block_bits
+            high_bits = self.stored.num_variables - low_bits
+            pattern = statevector.popcount_phases(low_bits, 1j, self.dtype)
+            pattern *= self.dtype.type(1 / math.sqrt(1 << self.n))
+            factors = statevector.popcount_phases(high_bits, 1j, self.dtype)
+            self._initial_cache = (pattern, factors)
         return self._initial_cache
 
     def _mix(self, rows: np.ndarray, beta: float, work: kernels.Workspace) -> None:

@@ -113,8 +113,9 @@ def apply_popcount_phase(state: np.ndarray, unit: complex, block_bits: int) -> N
 
 def probabilities(state: np.ndarray) -> np.ndarray:
     """Return `|psi[x]|^2` as float64 for every basis state."""
-    real = state.view(state.real.dtype).reshape(-1, 2)
-    return np.einsum("ij,ij->i", real, real, dtype=np.float64)
+    out = np.multiply(state.real, state.real, dtype=np.float64)
+    out += np.multiply(state.imag, state.imag, dtype=np.float64)
+    return out
 
 
 def sample_indices(state: np.ndarray, shots: int, seed: int,
