@@ -232,7 +232,7 @@ def rollback(
         restore=restore,
     )
     if not json_output:
-        say(f"Rollback plan ({plan['mode']} {plan['target']}):")
+        say(f"Rollback plan ({plan['mode']}):")
         for number, step in enumerate(plan["steps"], start=1):
             say(f"  {number}. {step['description']}")
     if dry_run:
@@ -248,7 +248,10 @@ def rollback(
         return
     if result["safety_backup"]:
         safety = result["safety_backup"]
-        say(
-            f"Took safety backup {safety}; undo with: qml rollback --to-backup {safety}"
+        back = (
+            "qml rollback --ml-only --undo"
+            if ml_only and not undo
+            else f"qml rollback --to-backup {safety}"
         )
+        say(f"Took safety backup {safety}; to go back, run: {back}")
     say(f"Rollback done: {len(result['steps'])} steps.")

@@ -24,7 +24,7 @@ from qml_cli.errors import CheckFailed, Conflict, InvalidInput, QmlError
 log = get_logger("deploy")
 BACKUP_MAX_AGE = dt.timedelta(days=1)
 HTTP_TIMEOUT_S = 10
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 class Skipped(Exception):
@@ -337,7 +337,7 @@ def record(
     from qml_cli.core.db import get_engine, session_scope
     from qml_cli.core.models import Release
 
-    if not VERSION_PATTERN.match(version or ""):
+    if not VERSION_PATTERN.fullmatch(version or ""):
         raise InvalidInput(
             f"invalid version {version!r}.",
             hint="Use 1-64 letters, digits, dots, dashes, plus signs or "
