@@ -206,3 +206,12 @@ def test_quantum_request_reports_exact_choice():
     )
     assert forecast.selection["exact"]["bits"].count(1) == forecast.selection["size"]
     assert set(forecast.ensemble) == set(forecast.selection["members"])
+
+
+def test_exact_season_gets_finite_intervals():
+    values = 20 + 5 * np.sin(np.arange(90) * 2 * np.pi / 7)
+    forecast = forecast_metric(days(90), values, horizon=14)
+    for lower, upper in forecast.intervals.values():
+        assert np.all(np.isfinite(lower))
+        assert np.all(np.isfinite(upper))
+    assert forecast.cv_error["mase"] < 1e-6

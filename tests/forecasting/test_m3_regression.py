@@ -17,8 +17,8 @@ from qml_cli.core.forecasting import Panel, forecast_panel
 from qml_cli.core.forecasting.batch import CORE_MODELS
 
 SUBSET = Path(__file__).parent / "data" / "m3_monthly_subset.json"
-STORED_SMAPE = 15.77  # percent, measured when the subset was written
-STORED_MASE = 0.842
+STORED_SMAPE = 15.58  # percent, measured when the subset was written
+STORED_MASE = 0.829
 TOLERANCE = 0.02  # relative
 
 

@@ -37,7 +37,7 @@ def forecast_metric(
     Raises InvalidInput on NaN or infinite values, unsorted or duplicate timestamps,
     a horizon below 1 or a level outside (0, 100). Short and constant series never
     raise: they get a simpler model and the reason states why. The default forecast
-    is the cross-validated combination of damped Holt, Theta and Holt-Winters; with
+    combines damped Holt, two optimised Theta models and Holt-Winters; with
     `use_quantum` the members are chosen per series as a QUBO, solved by exact
     enumeration and by QAOA, and `selection` reports both.
     """

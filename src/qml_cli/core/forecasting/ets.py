@@ -108,7 +108,8 @@ def _solve_initial(sums, has_trend: bool):
     ridge = 1e-9 * (1.0 + sums["00"] + sums["11"])
     if not has_trend:
         shift0 = sums["r0"] / (sums["00"] + ridge)
-        return shift0, np.zeros_like(shift0), sums["rr"] - shift0 * sums["r0"]
+        sse = np.maximum(sums["rr"] - shift0 * sums["r0"], 0.0)
+        return shift0, np.zeros_like(shift0), sse
     a, b, c = sums["00"] + ridge, sums["01"], sums["11"] + ridge
     determinant = a * c - b * b
     determinant = np.where(np.abs(determinant) > 1e-12 * a * c, determinant, np.inf)

@@ -70,7 +70,9 @@ def insample_scale(panel: Panel, period: int) -> np.ndarray:
     short = panel.lengths <= lag
     if short.any():
         scale = np.where(short, _lag_mae(panel, 1), scale)
-    return scale
+    # A scale at rounding level (an exact season) counts as zero, so MASE is the MAE.
+    level = np.nanmean(np.abs(panel.values), axis=1)
+    return np.where(scale > 1e-9 * level, scale, 0.0)
 
 
 def _lag_mae(panel: Panel, lag: int) -> np.ndarray:

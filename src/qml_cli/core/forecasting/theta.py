@@ -124,24 +124,37 @@ def forecast_dynamic_theta(panel: Panel, horizon: int) -> ModelForecast:
     weight = 1.0 - 1.0 / theta
     level = np.broadcast_to(panel.first()[:, None], (panel.n, theta.shape[1])).copy()
     sse = np.zeros_like(level)
-    rows_a = np.zeros(panel.n)
-    rows_b = np.zeros(panel.n)
+    # The errors are linear in the initial level, so its least-squares value is
+    # solved in closed form from these running sums (derivative d of the level).
+    derivative = np.ones_like(level)
+    cross = np.zeros_like(level)
+    square = np.zeros_like(level)
+    # decay = (1 - alpha)^(t - 1), advanced once per observed step.
+    decay = np.ones_like(level)
+    keep = 1.0 - alpha
     filled = panel.filled(0.0)
     for column in range(int(panel.start.min()), panel.width):
-        t = (column - panel.start + 1).astype(float)[:, None]
+        t = (column - panel.start + 1)[:, None]
         active = t >= 1
+        counted = t > 1
         y = filled[:, column : column + 1]
         if column > 0:
             rows_a = intercept[:, column - 1 : column]
             rows_b = slope[:, column - 1 : column]
         else:
             rows_a = rows_b = np.zeros((panel.n, 1))
-        decay = (1.0 - alpha) ** (t - 1)
-        trend_part = decay * rows_a + (1.0 - decay * (1.0 - alpha)) / alpha * rows_b
-        fitted = level + weight * np.where(t > 1, trend_part, 0.0)
-        error = np.where(active & (t > 1), y - fitted, 0.0)
+        trend_part = decay * rows_a + (1.0 - decay * keep) / alpha * rows_b
+        fitted = level + weight * np.where(counted, trend_part, 0.0)
+        error = np.where(counted, y - fitted, 0.0)
         sse += error * error
-        level = np.where(active, alpha * y + (1.0 - alpha) * level, level)
+        cross += np.where(counted, error * derivative, 0.0)
+        square += np.where(counted, derivative * derivative, 0.0)
+        level = np.where(active, alpha * y + keep * level, level)
+        derivative = np.where(active, keep * derivative, derivative)
+        decay = np.where(active, keep * decay, decay)
+    shift = cross / np.where(square > 1e-12, square, np.inf)
+    sse = np.maximum(sse - shift * cross, 0.0)
+    level = level + shift * derivative
 
     rows = np.arange(panel.n)
     best = np.argmin(sse, axis=1)
