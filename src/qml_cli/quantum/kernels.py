@@ -260,9 +260,20 @@ def mixer_generator_overlap(left: np.ndarray, right: np.ndarray,
     total = 0.0
     position = 0
     for bits in plan.low_groups + plan.high_groups:
-        shape = (-1, 1 << bits, 2 << position)
-        gram = np.tensordot(real_left.reshape(shape), real_right.reshape(shape),
-                            axes=([0, 2], [0, 2]))
+        size, inner = 1 << bits, 2 << position
+        gram = _gram(real_left.reshape(-1, size, inner),
+                     real_right.reshape(-1, size, inner))
         total += float(np.sum(generator_group(bits) * gram))
         position += bits
     return total
+
+
+def _gram(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Return `sum_{a,b} left[a, i, b] * right[a, j, b]` for arrays (A, K, B)."""
+    outer, size, inner = left.shape
+    if size * inner <= 256:
+        # Few columns per row: one product of the flattened rows, then the
+        # diagonal blocks over b.
+        flat = left.reshape(outer, -1).T @ right.reshape(outer, -1)
+        return np.einsum("ibjb->ij", flat.reshape(size, inner, size, inner))
+    return np.matmul(left, right.transpose(0, 2, 1)).sum(axis=0)
