@@ -40,7 +40,7 @@ MAX_WINDOWS = 12
 STRATEGIES = ("combine", "select", "qubo")
 # Combination slots: each row uses the first model of a slot that fits it.
 # NOTE: these members were chosen by comparing subsets of the family on the M3
-# monthly test period, so the M3 monthly figures carry that selection; the other
+# monthly test period, so the M3 monthly figures carry that selection. The other
 # benchmark data sets were not used for the choice.
 CORE_SLOTS = (
     ("damped_holt",),
