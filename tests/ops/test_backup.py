@@ -362,11 +362,11 @@ def test_cli_verify_exits_1_on_corrupt_backup(sqlite_engine):
 def test_cli_restore_requires_yes_off_terminal(sqlite_engine):
     manifest = backup.create(engine=sqlite_engine)
 
-    refused = runner.invoke(app, ["backup", "restore", manifest["id"]])
+    rejected = runner.invoke(app, ["backup", "restore", manifest["id"]])
     accepted = runner.invoke(app, ["backup", "restore", manifest["id"], "--yes"])
 
-    assert refused.exit_code == 2
-    assert "Pass --yes" in refused.output
+    assert rejected.exit_code == 2
+    assert "Pass --yes" in rejected.output
     assert accepted.exit_code == 0
     assert "safety backup" in accepted.output
 

@@ -179,7 +179,7 @@ def test_verify_fails_on_unanswered_url(sqlite_engine):
     )
 
     assert failed(report) == ["endpoints"]
-    assert "did not answer" in items(report)["endpoints"]["detail"]
+    assert "did not respond" in items(report)["endpoints"]["detail"]
 
 
 def _counts(engine) -> dict[str, int]:

@@ -87,7 +87,7 @@ def _secret_scanner(encrypted: bool):
             if value in line:
                 raise CheckFailed(
                     f"table {table} contains the value of {name}, and the "
-                    "backup would store it in clear: backup refused.",
+                    "backup would store it in clear: backup rejected.",
                     hint="Set ENCRYPTION_KEY so that backups are encrypted.",
                 )
 
@@ -104,8 +104,9 @@ def _sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """Yield a connection in a transaction that sees one consistent state: REPEATABLE
-    READ on PostgreSQL, BEGIN IMMEDIATE (the engine's default) on SQLite."""
+    """Yield a connection in a transaction that reads one consistent state, with
+    REPEATABLE READ on PostgreSQL and BEGIN IMMEDIATE (the engine's default) on
+    SQLite."""
     with engine.connect() as connection:
         if is_postgres(engine):
             connection = connection.execution_options(isolation_level="REPEATABLE READ")

@@ -317,26 +317,26 @@ def verify(
 
 def check_revision(manifest: dict[str, Any], current: str | None) -> None:
     """Raise `Conflict` unless the backup's schema revision is the database's."""
-    wanted = manifest["schema_revision"]
-    if current is None or current == wanted:
+    expected = manifest["schema_revision"]
+    if current is None or current == expected:
         return
     from qml_cli.core import migrate
 
     order = [item["revision"] for item in migrate.revisions()]
     older = (
-        wanted in order
+        expected in order
         and current in order
-        and order.index(wanted) < order.index(current)
+        and order.index(expected) < order.index(current)
     )
     relation = "an older" if older else "another"
     raise Conflict(
-        f"backup {manifest['id']} is from {relation} schema revision ({wanted}) "
-        f"than the database ({current}): restore refused.",
+        f"backup {manifest['id']} is from {relation} schema revision ({expected}) "
+        f"than the database ({current}): restore rejected.",
         hint=f"Run `qml rollback --to-backup {manifest['id']}`, which migrates "
-        f"the schema to {wanted} first, or `qml db downgrade --to "
-        f"{wanted}`."
+        f"the schema to {expected} first, or `qml db downgrade --to "
+        f"{expected}`."
         if older
-        else f"Migrate the database to {wanted} first.",
+        else f"Migrate the database to {expected} first.",
     )
 
 

@@ -1,10 +1,10 @@
 """The portable table format of backups: one JSON object per row, per table.
 
-Rows are encoded the same way on every backend (times as ISO 8601 in UTC, JSON
-columns as their stored text so that SQL NULL and JSON `null` stay apart, bytes
-as base64) and ordered by primary key in byte order, so the SHA-256 of a table's
-encoded rows is the same on SQLite and PostgreSQL for the same data. That
-checksum is what `backup verify` compares after a trial restore.
+Rows are encoded the same way on every backend: times as ISO 8601 in UTC, JSON
+columns as their stored text (so SQL NULL and JSON `null` stay apart), bytes as
+base64. They are ordered by primary key in byte order, so the SHA-256 of a table's
+encoded rows is the same on SQLite and PostgreSQL for the same data. That checksum
+is what `backup verify` compares after a trial restore.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def table_checksums(
     specs: Iterable[TableSpec],
     on_line: Callable[[str, str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Return {table: {"rows", "sha256"}}; `on_line(table, line)` sees every row."""
+    """Return {table: {"rows", "sha256"}}; `on_line(table, line)` receives every row."""
     summary = {}
     for spec in specs:
         digest = hashlib.sha256()

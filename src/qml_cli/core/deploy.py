@@ -1,7 +1,7 @@
 """`qml deploy verify` and `qml deploy record`: the release checklist, executable.
 
 Each item of the checklist is a function that returns its detail or raises a
-`QmlError`; `verify` runs them in order and reports pass, fail or skip with the
+`QmlError`. `verify` runs them in order and reports pass, fail or skip with the
 reason for each. Items that need the database are skipped when it is unreachable.
 """
 
@@ -28,7 +28,7 @@ VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 class Skipped(Exception):
-    """The item does not apply here; its message says why."""
+    """Raised when the item does not apply here; the message gives the reason."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def check_redis(context: dict[str, Any]) -> str:
 
     url = get_settings().values.get("REDIS_URL")
     if not url:
-        raise Skipped("REDIS_URL not set; the database holds cache and locks")
+        raise Skipped("REDIS_URL is not set, so the database keeps the cache and locks")
     return f"PING answered in {ping_redis(url):.1f} ms"
 
 
@@ -217,7 +217,7 @@ def _fetch(url: str) -> tuple[int, str, bytes]:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read()
     except (urllib.error.URLError, OSError) as exc:
         raise CheckFailed(
-            f"{url} did not answer: {getattr(exc, 'reason', exc)}."
+            f"{url} did not respond: {getattr(exc, 'reason', exc)}."
         ) from None
 
 
@@ -330,9 +330,11 @@ def record(
     take_backup: bool = True,
     engine: Engine | None = None,
 ) -> dict[str, Any]:
-    """Store a release: its version, the current schema revision and a backup taken
-    at that revision (a new one unless `backup_id` names one); recording the same
-    version at the same revision again changes nothing."""
+    """Store a release with its version, the current schema revision and a backup
+    taken at that revision, a new one unless `backup_id` names one.
+
+    Recording the same version at the same revision again changes nothing. Raises
+    `Conflict` when the version is recorded at another revision."""
     from qml_cli.core import backup, migrate
     from qml_cli.core.db import get_engine, session_scope
     from qml_cli.core.models import Release

@@ -195,7 +195,8 @@ def check_ml_service(engine: Engine, now: dt.datetime) -> dict[str, list[dict]]:
 
 
 def check_quantum(now: dt.datetime) -> dict[str, list[dict]]:
-    """The quantum engine's self-test: its wall time (ms) and the checks that failed."""
+    """Run the quantum engine's self-test; report its wall time (ms) and the checks
+    that failed."""
     try:
         from qml_cli.quantum.selftest import run_selftest
     except ImportError:
@@ -236,7 +237,7 @@ def check_quantum(now: dt.datetime) -> dict[str, list[dict]]:
 
 
 def overall(checks: dict[str, list[dict]]) -> str:
-    """The worst status of all checks: fail over warn over pass."""
+    """Return the worst status of all checks: fail over warn over pass."""
     statuses = [item["status"] for results in checks.values() for item in results]
     return max(statuses, key=RANK.__getitem__, default="pass")
 
@@ -281,5 +282,6 @@ def readiness(engine: Engine | None = None) -> dict[str, Any]:
 
 
 def http_status(document: dict[str, Any]) -> int:
-    """200 for pass and warn, 503 for fail, as the draft asks (2xx/3xx vs 4xx/5xx)."""
+    """Return 200 for pass and warn and 503 for fail, within the draft's ranges
+    (2xx-3xx for pass and warn, 4xx-5xx for fail)."""
     return 503 if document["status"] == "fail" else 200

@@ -1,7 +1,7 @@
 """`qml health serve`: the health document over HTTP for container probes.
 
 `/health` is the full document (200 for pass or warn, 503 for fail), `/readyz`
-the readiness subset (database at head, Redis), and `/livez` answers 200 while the
+the readiness subset (database at head, Redis), and `/livez` returns 200 while the
 process serves requests. The quantum self-test takes about a second, so its
 result is reused for `quantum_ttl_s`.
 """
@@ -39,7 +39,7 @@ class _QuantumCache:
 
 
 class HealthServer(ThreadingHTTPServer):
-    """An HTTP server answering `/health`, `/livez` and `/readyz`."""
+    """An HTTP server of `/health`, `/livez` and `/readyz`."""
 
     daemon_threads = True
 
@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             document = self.server.document(path)
-        except Exception as exc:  # a probe must get an answer, never a dropped socket
+        except Exception as exc:  # a probe must get a response, never a dropped socket
             log.error("health check raised", extra={"error": repr(exc)})
             document = {"status": "fail", "output": f"{type(exc).__name__}: {exc}"}
         if document is None:

@@ -1,10 +1,11 @@
 """Scheduled job runs: one lock per job name and one `job_runs` row per run.
 
 PostgreSQL locks with `pg_try_advisory_xact_lock` inside a transaction that a
-dedicated connection keeps open for the whole run, so the lock is released when the
-run ends or its connection dies, and it stays correct behind a transaction-pooling
-proxy, which pins a server connection for the length of a transaction. SQLite locks
-with `fcntl.flock` on a file next to the database, released when the process exits.
+dedicated connection keeps open for the whole run. The lock ends with the run or
+with its connection. It stays correct behind a transaction-pooling proxy, because
+such a proxy pins one server connection for the length of a transaction. SQLite
+locks with `fcntl.flock` on a file next to the database, released when the process
+exits.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _recorded_holder(engine: Engine, name: str) -> str | None:
 
 def _pg_holder(engine: Engine, name: str) -> str | None:
     """Describe the session holding the advisory lock, from `pg_locks` and
-    `pg_stat_activity`; the holder's application_name carries its host and pid."""
+    `pg_stat_activity`. The holder's application_name contains its host and pid."""
     classid, objid = lock_key(name)
     query = text(
         "SELECT a.application_name, a.xact_start FROM pg_locks l "
@@ -195,8 +196,10 @@ def _file_lock(engine: Engine, name: str, wait_s: float | None) -> Iterator[None
 
 
 def job_lock(engine: Engine, name: str, wait_s: float | None = None):
-    """Hold job `name`'s lock for a `with` block; raise `LockHeld` (exit 5) naming
-    the holder when it is still taken after `wait_s` seconds (None: do not wait)."""
+    """Hold job `name`'s lock for a `with` block.
+
+    Raises `LockHeld` (exit 5) naming the holder when the lock is still taken after
+    `wait_s` seconds; None means no wait."""
     if wait_s is not None and wait_s < 0:
         raise InvalidInput(f"invalid --wait {wait_s}.", hint="Use 0 or more seconds.")
     if is_postgres(engine):

@@ -97,7 +97,7 @@ def deletable_prefix(session: Session, tenant_id: int, cutoff: dt.datetime) -> P
     """Find the longest prefix of rows older than `cutoff` that sums to zero in
     every bucket, with every hold it reserves also resolved inside it."""
     # NOTE: once a consumption's row is deleted, a replay of its idempotency key is
-    # charged again; the retention (12 months by default) is far past any retry.
+    # charged again. The retention (12 months by default) is far past any retry.
     holds = {
         hold.idempotency_key: hold
         for hold in session.scalars(
@@ -156,7 +156,8 @@ def _row_document(row: Any, table: str) -> str:
 
 
 def _write_archive(engine: Engine, prefixes: list[Prefix], path: Path) -> int:
-    """Write the prefixes' ledger rows and holds to `path`; fsync; return the rows."""
+    """Write the prefixes' ledger rows and credit holds to `path`, fsync it, and
+    return the number of ledger rows."""
     written = 0
     with (
         gzip.open(path, "wt", encoding="utf-8") as handle,
@@ -183,7 +184,7 @@ def _write_archive(engine: Engine, prefixes: list[Prefix], path: Path) -> int:
         reread = sum(1 for line in handle if '"_table":"ml_usage_history"' in line)
     if reread != written:
         raise CheckFailed(
-            f"archive {path} holds {reread} ledger rows, expected {written}: "
+            f"archive {path} contains {reread} ledger rows, expected {written}: "
             "nothing deleted."
         )
     return written
@@ -249,6 +250,7 @@ def clean_history(
             .select_from(MlUsageHistory)
             .where(MlUsageHistory.created_at < cutoff)
         )
+
     prefixes = [prefix for prefix in prefixes if prefix.rows]
     deletable = sum(prefix.rows for prefix in prefixes)
     report = {
@@ -259,6 +261,7 @@ def clean_history(
     }
     if dry_run or not prefixes:
         return report
+
     path = _archive_path(now)
     _write_archive(engine, prefixes, path)
     report["history_archive"] = str(_encrypt_archive(path))
@@ -285,6 +288,7 @@ def cleanup(
     now = now or clock.now()
     engine = engine or get_engine()
     cutoff = now - older_than
+
     with session_scope(engine) as session:
         old_runs = select(JobRun.id).where(
             JobRun.started_at < cutoff, JobRun.status != "running"
@@ -294,6 +298,7 @@ def cleanup(
         )
         if not dry_run:
             session.execute(delete(JobRun).where(JobRun.id.in_(old_runs)))
+
     logs = rotated_logs(cutoff)
     partials = stale_partial_backups(cutoff)
     if not dry_run:
@@ -301,6 +306,7 @@ def cleanup(
             path.unlink(missing_ok=True)
         for path in partials:
             shutil.rmtree(path, ignore_errors=True)
+
     report = {
         "dry_run": dry_run,
         "cutoff": cutoff,

@@ -1,7 +1,7 @@
 """The schedule of the periodic jobs, as a crontab and as a foreground loop.
 
 Schedules are cron expressions in UTC. The loop runs a job when a slot of its
-schedule has passed since the slot it last handled; after a pause (a stopped
+schedule has passed since the slot it last handled. After a pause (a stopped
 container, a long job) it runs a missed job once, not once per missed slot.
 """
 
@@ -250,7 +250,7 @@ class ProcessRunner:
         self.results.append((job.name, code))
         if code == EXIT_LOCKED:
             log.info(
-                "job skipped: another run holds its lock", extra={"operation": job.name}
+                "job skipped: another run has its lock", extra={"operation": job.name}
             )
         elif code:
             log.error(
@@ -283,7 +283,8 @@ def install_signal_handlers(scheduler: Scheduler, runner: ProcessRunner) -> None
 
 
 def status(engine: Engine, now: dt.datetime) -> list[dict[str, Any]]:
-    """Each scheduled job's last run and whether it ran in its latest two slots."""
+    """Return each scheduled job's last run, its next slot, and whether it ran in
+    its latest two slots."""
     from qml_cli.core.jobs import recent_runs
 
     report = []

@@ -51,7 +51,8 @@ def rolled_back_database(engine: Engine) -> Iterator[Connection]:
 
 
 def smoke_series(days: int = SMOKE_DAYS) -> list[tuple[int, float]]:
-    """A deterministic daily series: a trend, a weekly cycle and one outlier."""
+    """Return a deterministic daily series with a trend, a weekly cycle and one
+    outlier, as (day, value) pairs."""
     values = []
     for day in range(days):
         value = 200.0 + 0.8 * day + 25.0 * math.sin(2 * math.pi * day / 7)
