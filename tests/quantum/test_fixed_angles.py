@@ -74,8 +74,9 @@ def test_fixed_angles_near_table_on_random_graphs(n, p):
     for seed in range(3):
         edges = random_regular_graph(n, 3, seed)
         result = evaluate_angles(maxcut(edges), gammas, betas)
-        # Short cycles move the cut fraction off the tree value, by at most
-        # 0.022 on these nine graphs; the table assumes no cycle of length 2p+1.
+        # Short cycles move the cut fraction off the tree value, which assumes
+        # no cycle of length 2p+1 or less. On these nine graphs it moves 0.022
+        # at most.
         assert abs(-result.expectation / len(edges) - ratio) < 0.03
 
 

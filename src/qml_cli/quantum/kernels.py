@@ -9,9 +9,10 @@ as `(-i)^popcount(x) phi[x]`.
 
 Layout. Index bit j is qubit j. The low `block_bits` qubits are handled one
 contiguous block at a time, because a block fits in the L2 cache. The block is
-split into real and imaginary planes. Each group of k qubits is then one real
-matrix product with `R(beta)^{(x)k}` that also moves the group to the top bits of
-the block, so after all groups the block is back in its own order. The remaining
+split into real and imaginary planes. Each group of k qubits, from the top of the
+block down, is then one real matrix product with `R(beta)^{(x)k}` that also moves
+the group to the bottom bits of the block, so after all groups the block is back
+in its own order. The remaining
 high qubits are handled on slabs of columns of the `(2^high, 2^block_bits)` view,
 copied into a contiguous buffer, with one batched matrix product per group.
 """
@@ -162,10 +163,13 @@ def _rotate_block(block: np.ndarray, matrices: list[np.ndarray],
     np.copyto(source[0], block.real)
     np.copyto(source[1], block.imag)
     stack = 2 * work.vectors
-    for matrix in matrices:
+    # Each product takes the top group of the block as the leading axis and
+    # writes it as the trailing one; OpenBLAS runs this form about twice as
+    # fast as moving the lowest group to the top.
+    for matrix in reversed(matrices):
         size = matrix.shape[0]
-        np.matmul(matrix, source.reshape(stack, -1, size).transpose(0, 2, 1),
-                  out=target.reshape(stack, size, -1))
+        np.matmul(source.reshape(stack, size, -1).transpose(0, 2, 1), matrix.T,
+                  out=target.reshape(stack, -1, size))
         source, target = target, source
     np.copyto(block.real, source[0])
     np.copyto(block.imag, source[1])

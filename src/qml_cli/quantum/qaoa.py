@@ -1,8 +1,8 @@
 """QAOA on a QUBO: angle optimisation with SciPy and a report of what it found.
 
 Angles, qubit order and signs are those of `simulator`. The optimiser is SciPy's
-L-BFGS-B with exact adjoint gradients; depth grows from 1 to p by INTERP unless a
-linear ramp at depth p is requested.
+L-BFGS-B with exact adjoint gradients. Depth grows from 1 to p by INTERP, unless
+a linear ramp at depth p is requested.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ MAX_INTEGER_LEVELS = 1 << 16
 class EnergyTable:
     """Energies of all 2^n bit strings in the form the simulator uses.
 
-    For an integer-valued problem `levels` holds `energy - minimum` as the smallest
-    unsigned integer type, so `energy = minimum + levels`; otherwise `values` holds
-    float64 energies and `levels` is None.
+    For an integer-valued problem `levels` contains `energy - minimum` as the
+    smallest unsigned integer type, so `energy = minimum + levels`. Otherwise
+    `values` contains float64 energies and `levels` is None.
     """
 
     num_variables: int
@@ -191,8 +191,8 @@ def bitstring(index: int, n: int) -> str:
 def maxcut(edges: Iterable[Sequence[float]], num_nodes: int | None = None) -> QuboModel:
     """Build the MaxCut QUBO of a weighted graph: energy = -(weight of the cut).
 
-    `edges` holds `(u, v)` or `(u, v, weight)` with integer node ids from 0; the
-    weight defaults to 1 and parallel edges add up. Cutting edge (u, v) means
+    Each edge is `(u, v)` or `(u, v, weight)` with integer node ids from 0. The
+    weight defaults to 1, and parallel edges add up. Cutting edge (u, v) means
     `x_u != x_v`, so the cut weight is `sum w (x_u + x_v - 2 x_u x_v)`.
     Raises `InvalidInput` for self-loops, negative ids or non-finite weights.
     """
@@ -349,9 +349,9 @@ def _json_index(value: Any, n: int) -> int:
     return value
 
 
-def _json_number(value: Any, what: str) -> float:
+def _json_number(value: Any, field_name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"{what} must be a number, got {value!r}.")
+        raise InvalidInput(f"{field_name} must be a number, got {value!r}.")
     if not math.isfinite(value):
-        raise InvalidInput(f"{what} must be finite, got {value!r}.")
+        raise InvalidInput(f"{field_name} must be finite, got {value!r}.")
     return float(value)

@@ -12,8 +12,8 @@ cut, so its gamma is minus the gamma of papers that write `exp(-i gamma C_cut)`.
 
 Internally states are kept in the S frame of `kernels`. When the table is
 symmetric under flipping every bit, only the half with qubit n-1 equal to 0 is
-stored (see `symmetric`); `stored_weight` is then 2, the number of basis states
-each stored amplitude stands for.
+stored (see `symmetric`). `stored_weight` is then 2, because each stored
+amplitude also gives the amplitude of the complementary bit string.
 """
 
 from __future__ import annotations

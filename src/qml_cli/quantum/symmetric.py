@@ -3,9 +3,9 @@
 When `E(x) = E(~x)` for all x (MaxCut, and any QUBO without a linear term in the
 Ising form), the QAOA state keeps `psi(x) = psi(~x)`, because `|+>^n`, the cost
 phase and the mixer all commute with `X^n`. Storing only the amplitudes with the
-top qubit 0 halves memory and work: the other qubits act as usual, and qubit
-n-1, whose partner of index l is `~l` of the stored half, becomes a pairing of
-index l with `M - l`, `M = 2^(n-1) - 1`.
+top qubit 0 halves memory and work. The other qubits act on the stored half as
+usual. For qubit n-1 the partner of a stored index l is `~l`, whose amplitude is
+stored at `M - l` with `M = 2^(n-1) - 1`, so its mixer pairs l with `M - l`.
 
 In the S frame of the n-1 stored qubits the top-qubit mixer is
 `T(beta) = cos(beta) I + sin(beta) K`, `(K phi)(l) = kappa sigma(l) phi(M - l)`,
