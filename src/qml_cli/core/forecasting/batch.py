@@ -139,14 +139,41 @@ def forecast_panel(
     intervals = _intervals(point, std, scores, levels)
     point, intervals = _apply_floor(point, intervals, nonnegative)
 
+    candidates = {name: (smape[:, k], mase[:, k]) for k, name in enumerate(available)}
+    return _assemble(
+        point,
+        intervals,
+        weights,
+        labels,
+        reports,
+        available,
+        candidates,
+        cv,
+        cv_errors,
+        strategy,
+    )
+
+
+def _assemble(
+    point,
+    intervals,
+    weights,
+    labels,
+    reports,
+    available,
+    candidates,
+    cv,
+    cv_errors,
+    strategy,
+) -> PanelForecast:
+    """Return the PanelForecast with the chosen forecasts' scores and reasons."""
     chosen_smape = symmetric_mape(cv_errors, cv.actuals)
     chosen_mase = mean_absolute_scaled(cv_errors, cv.scale)
     members = [tuple(available[k] for k in np.flatnonzero(row > 0)) for row in weights]
     reason = [
-        _reason(strategy, label, member, score, cv_horizon)
+        _reason(strategy, label, member, score, cv.horizon)
         for label, member, score in zip(labels, members, chosen_mase, strict=True)
     ]
-    candidates = {name: (smape[:, k], mase[:, k]) for k, name in enumerate(available)}
     ensemble = [member if len(member) > 1 else () for member in members]
     return PanelForecast(
         point,

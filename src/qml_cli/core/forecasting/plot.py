@@ -40,8 +40,18 @@ def plot_forecast(
             hint="Install the plot extra: pip install 'qml-cli[plot]'.",
         ) from None
 
-    dates = [dt.date.fromisoformat(day) for day in result_dict["dates"]]
     figure, axes = pyplot.subplots(figsize=(10, 4.5))
+    _draw(axes, history_dates, history_values, result_dict)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, format=path.suffix.lower().lstrip("."))
+    pyplot.close(figure)
+    return path
+
+
+def _draw(axes, history_dates, history_values, result_dict: dict[str, Any]) -> None:
+    """Draw the history line, the interval bands (widest palest) and the forecast."""
+    dates = [dt.date.fromisoformat(day) for day in result_dict["dates"]]
     axes.plot(
         list(history_dates),
         list(history_values),
@@ -62,13 +72,7 @@ def plot_forecast(
             label=f"{level}% interval",
         )
     axes.plot(dates, result_dict["point"], color="#c0392b", lw=1.6, label="forecast")
-    axes.set_title(
-        f"{result_dict.get('model', 'forecast')} ({result_dict.get('frequency', '')})"
-    )
-    axes.legend(loc="upper left", frameon=False)
+    model = result_dict.get("model", "forecast")
+    axes.set_title(f"{model} ({result_dict.get('frequency', '')})")
+    axes.legend(loc="best", frameon=False)
     axes.grid(alpha=0.3)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    figure.savefig(path, format=path.suffix.lower().lstrip("."))
-    pyplot.close(figure)
-    return path
