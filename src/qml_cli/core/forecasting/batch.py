@@ -215,11 +215,7 @@ def _core_weights(panel, available, points, errors):
     empty = weights.sum(axis=1) == 0
     weights[empty, available.index("naive")] = 1.0
     weights /= weights.sum(axis=1, keepdims=True)
-    labels = [
-        "combination" if (row > 0).sum() > 1 else available[int(np.argmax(row))]
-        for row in weights
-    ]
-    return weights, labels
+    return weights, _labels(weights, available)
 
 
 def _best_weights(mase, unusable, available):
