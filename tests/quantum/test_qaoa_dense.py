@@ -156,3 +156,14 @@ def test_symmetric_samples_cover_both_halves():
 def test_asymmetric_table_is_not_reduced():
     model = QuboModel(np.zeros((4, 4)), np.array([1.0, 0, 0, 0]))
     assert not QaoaSimulator(model.energy_table()).reduced
+
+
+@pytest.mark.parametrize(("n", "block_bits"), [(6, 2), (8, 3), (10, 4), (10, 6)])
+def test_symmetric_slab_pairs_match_dense_unitaries(n, block_bits):
+    model = cycle_with_chords(n, seed=n, integer=True)
+    plan = kernels.make_plan(n - 1, block_bits=block_bits, group_bits=2)
+    simulator = QaoaSimulator(model.energy_table(), plan=plan)
+    gammas, betas = [0.7, -0.3, 1.1], [0.2, 0.9, -0.4]
+    expected = qaoa_state(model.energies().astype(float), gammas, betas)
+    assert simulator.plan.high_groups
+    assert np.max(np.abs(simulator.state(gammas, betas) - expected)) < 1e-10

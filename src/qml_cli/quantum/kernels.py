@@ -19,12 +19,17 @@ copied into a contiguous buffer, with one batched matrix product per group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
 from qml_cli.quantum.qubo import EnergyTable
+
+# Called with a stack (2 * vectors, rows, columns) of slab pairs and the first
+# column of the pair; see `_mix_high`.
+PairHook = Callable[[np.ndarray, int], None]
 
 # 2^15 complex128 amplitudes are 512 KiB, so a block and its two plane buffers
 # (another 1 MiB) fit in a 2 MiB L2 cache.
@@ -111,7 +116,9 @@ class Workspace:
         self.phase = np.empty(block, dtype=self.dtype)
         self.scratch = np.empty(block, dtype=self.real_dtype)
         rows = 1 << plan.high_bits
-        self.slabs = np.empty((2, vectors, rows, plan.slab_columns), dtype=self.dtype)
+        # Room for two slabs per vector, for the paired slabs of `_mix_high`.
+        self.slabs = np.empty((2, 2 * vectors, rows, plan.slab_columns),
+                              dtype=self.dtype)
         self._matrices: dict[tuple[float, int], np.ndarray] = {}
 
     def rotation(self, beta: float, bits: int) -> np.ndarray:
@@ -176,28 +183,45 @@ def _rotate_block(block: np.ndarray, matrices: list[np.ndarray],
 
 
 def _mix_high(states: np.ndarray, matrices: list[np.ndarray], plan: MixerPlan,
-              work: Workspace) -> None:
-    """Apply the high groups to all states, one slab of columns at a time."""
+              work: Workspace, pair_hook: PairHook | None = None) -> None:
+    """Apply the high groups to all states, one slab of columns at a time.
+
+    With `pair_hook`, slab columns `c0 .. c0+w` are processed together with their
+    mirror `C-c0-w .. C-c0` (C columns in all), and the hook is called on the
+    stack of both, after the high groups, with c0.
+    """
     rows, columns = 1 << plan.high_bits, plan.slab_columns
-    grid = states.reshape(work.vectors, rows, 1 << plan.block_bits)
-    for start in range(0, grid.shape[2], columns):
+    vectors = work.vectors
+    grid = states.reshape(vectors, rows, 1 << plan.block_bits)
+    width = grid.shape[2]
+    paired = pair_hook is not None
+    starts = range(0, width // 2 if paired else width, columns)
+    count = 2 * vectors if paired else vectors
+    for start in starts:
         slab = grid[:, :, start:start + columns]
-        source, target = work.slabs[0], work.slabs[1]
-        np.copyto(source, slab)
+        mirror = grid[:, :, width - start - columns:width - start]
+        source, target = work.slabs[0][:count], work.slabs[1][:count]
+        np.copyto(source[:vectors], slab)
+        if paired:
+            np.copyto(source[vectors:], mirror)
         position = plan.high_bits
         for matrix, bits in zip(matrices, plan.high_groups, strict=True):
             position -= bits
-            shape = (work.vectors * (rows >> (position + bits)), 1 << bits,
+            shape = (count * (rows >> (position + bits)), 1 << bits,
                      (2 << position) * columns)
             np.matmul(matrix, source.view(work.real_dtype).reshape(shape),
                       out=target.view(work.real_dtype).reshape(shape))
             source, target = target, source
-        np.copyto(slab, source)
+        if paired:
+            pair_hook(source, start)
+            np.copyto(mirror, source[vectors:])
+        np.copyto(slab, source[:vectors])
 
 
 def apply_layer(states: np.ndarray, phases: PhaseTable | None, gamma: float,
                 beta: float, plan: MixerPlan, work: Workspace,
-                initial: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                initial: tuple[np.ndarray, np.ndarray] | None = None,
+                pair_hook: PairHook | None = None) -> None:
     """Apply `exp(-i beta B_S) exp(-i gamma C)` in place to each row of `states`.
 
     `states` has shape (vectors, 2^n) in the S frame, and `B_S` is the mixer in
@@ -205,6 +229,7 @@ def apply_layer(states: np.ndarray, phases: PhaseTable | None, gamma: float,
     (S^n)^dagger`. With `phases` None the cost phase is skipped. With `initial`,
     a pair (pattern of one block, factor per block), block b is first overwritten
     with `pattern * factor[b]`, which saves a pass over memory for the first layer.
+    `pair_hook` is passed to `_mix_high` and needs at least one high group.
     """
     low = [work.rotation(beta, bits) for bits in plan.low_groups]
     high = [work.rotation(beta, bits) for bits in plan.high_groups]
@@ -220,7 +245,7 @@ def apply_layer(states: np.ndarray, phases: PhaseTable | None, gamma: float,
             block *= phases.fill(index * size, work.phase, work.scratch)
         _rotate_block(block, low, work)
     if high:
-        _mix_high(states, high, plan, work)
+        _mix_high(states, high, plan, work, pair_hook)
 
 
 def apply_phase(states: np.ndarray, phases: PhaseTable, gamma: float,
@@ -233,9 +258,9 @@ def apply_phase(states: np.ndarray, phases: PhaseTable, gamma: float,
 
 
 def apply_mixer(states: np.ndarray, beta: float, plan: MixerPlan,
-                work: Workspace) -> None:
+                work: Workspace, pair_hook: PairHook | None = None) -> None:
     """Apply the S-frame mixer `R(beta)` on every qubit, in place."""
-    apply_layer(states, None, 0.0, beta, plan, work)
+    apply_layer(states, None, 0.0, beta, plan, work, pair_hook=pair_hook)
 
 
 @cache

@@ -83,10 +83,11 @@ class QaoaSimulator:
         rows = out.reshape(1, -1)
         initial = self._initial_pattern()
         for gamma, beta in zip(gammas, betas, strict=True):
+            hook = self._pair_hook(beta, self.work)
             kernels.apply_layer(rows, self.phases, gamma, beta, self.plan, self.work,
-                                initial=initial)
+                                initial=initial, pair_hook=hook)
             initial = None
-            if self.reduced:
+            if self.reduced and hook is None:
                 symmetric.rotate_top(rows, beta, self.n)
         return out
 
@@ -107,9 +108,18 @@ class QaoaSimulator:
             self._initial_cache = (pattern, factors)
         return self._initial_cache
 
+    def _pair_hook(self, beta: float, work: kernels.Workspace
+                   ) -> kernels.PairHook | None:
+        """Return the top-qubit rotation fused into the high slabs, when both exist."""
+        if not (self.reduced and self.plan.high_groups):
+            return None
+        return symmetric.slab_rotation(beta, self.n, self.plan, work.vectors,
+                                       self.dtype)
+
     def _mix(self, rows: np.ndarray, beta: float, work: kernels.Workspace) -> None:
-        kernels.apply_mixer(rows, beta, self.plan, work)
-        if self.reduced:
+        hook = self._pair_hook(beta, work)
+        kernels.apply_mixer(rows, beta, self.plan, work, pair_hook=hook)
+        if self.reduced and hook is None:
             symmetric.rotate_top(rows, beta, self.n)
 
     # -- measurements ----------------------------------------------------------

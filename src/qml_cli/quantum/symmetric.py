@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qml_cli.quantum.kernels import MixerPlan, PairHook
 from qml_cli.quantum.qubo import EnergyTable
 from qml_cli.quantum.statevector import popcount_phases
 
@@ -77,6 +78,47 @@ def rotate_top(rows: np.ndarray, beta: float, num_qubits: int) -> None:
         first += weights * second
         second *= c
         second += (mirror * weights) * saved
+
+
+def slab_rotation(beta: float, num_qubits: int, plan: MixerPlan, vectors: int,
+                  dtype: np.dtype) -> PairHook:
+    """Return the `_mix_high` pair hook that applies `T(beta)` to a slab pair.
+
+    In the stack of a slab (columns c0 .. c0+w) and its mirror slab, element
+    `[r, j]` of the slab pairs with element `[R-1-r, w-1-j]` of the mirror, and
+    its sign is `(-1)^(popcount(r) + popcount(c0) + popcount(j))` because the
+    row, c0 and j occupy disjoint bits of the stored index.
+    """
+    rows, columns = 1 << plan.high_bits, plan.slab_columns
+    pattern = np.outer(popcount_phases(plan.high_bits, -1, np.dtype(np.float64)),
+                       popcount_phases(columns.bit_length() - 1, -1,
+                                       np.dtype(np.float64)))
+    c, s = np.cos(beta), np.sin(beta)
+    scale = s * _kappa(num_qubits)
+    mirror = -1.0 if (num_qubits - 1) % 2 else 1.0
+    partner = np.empty((vectors, rows, columns), dtype=dtype)
+    saved = np.empty_like(partner)
+    weights = np.empty((rows, columns), dtype=dtype)
+    product = np.empty_like(partner)
+
+    def rotate(stack: np.ndarray, start: int) -> None:
+        first, second = stack[:vectors], stack[vectors:, ::-1, ::-1]
+        sign = -1.0 if bin(start).count("1") % 2 else 1.0
+        np.multiply(pattern, scale * sign, out=weights)
+        np.copyto(partner, second)
+        np.copyto(saved, first)
+        first *= c
+        np.multiply(weights, partner, out=product)
+        first += product
+        np.multiply(partner, c, out=partner)
+        np.multiply(weights, saved, out=product)
+        if mirror < 0:
+            np.subtract(partner, product, out=partner)
+        else:
+            np.add(partner, product, out=partner)
+        np.copyto(second, partner)
+
+    return rotate
 
 
 def top_overlap(left: np.ndarray, right: np.ndarray, num_qubits: int) -> float:
