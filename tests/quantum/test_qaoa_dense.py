@@ -35,6 +35,14 @@ def test_energies_match_loop(n, integer):
     np.testing.assert_allclose(model.energies(), expected, rtol=0, atol=1e-9)
 
 
+def test_large_integer_coefficients_use_int64():
+    big = 2 ** 30
+    model = QuboModel(np.array([[big, big], [0, big]]), np.array([big, 0]))
+    energies = model.energies()
+    assert energies.dtype == np.int64
+    assert energies[3] == 4 * big
+
+
 def test_integer_problem_keeps_integer_levels():
     table = random_qubo(6, seed=1, integer=True).energy_table()
     assert table.is_integer

@@ -332,9 +332,13 @@ def info(json_output: JsonOption = False) -> None:
         "available_memory_bytes": available,
         "default_dtype": "complex128",
         "dtypes": list(statevector.DTYPES),
+        # Bytes per basis state: the state vectors, one byte of energy level and,
+        # while the table is built, 7 bytes of int32 partial sums. A symmetric
+        # problem such as MaxCut stores half of each state vector.
         "largest_qubits": {
             "qaoa_expectation_complex128": statevector.largest_fitting(17, available),
             "qaoa_expectation_complex64": statevector.largest_fitting(9, available),
+            "maxcut_expectation_complex128": statevector.largest_fitting(9, available),
             "qaoa_optimisation_complex128": statevector.largest_fitting(48, available),
             "grover": statevector.largest_fitting(9, available),
         },

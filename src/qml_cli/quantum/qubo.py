@@ -130,16 +130,16 @@ class QuboModel:
 
         Built by doubling in O(2^n) array operations: the table of the first k+1
         variables is the table of the first k, followed by it plus the terms of
-        variable k. Integer-valued problems give int64, others float64.
-        Raises `ResourceLimit` when the table would not fit in memory.
+        variable k. Integer-valued problems give int32 when every energy fits
+        (the sum of absolute coefficients is below 2^31), else int64; others give
+        float64. Raises `ResourceLimit` when the table would not fit in memory.
         """
         from qml_cli.quantum.statevector import check_memory
 
-        integer = self.is_integer_valued()
-        dtype = np.int64 if integer else np.float64
+        dtype = self._table_dtype()
         n = self.num_variables
         # The table, half a table of partial sums, and the level copy made later.
-        check_memory(n, 14, "the energy table")
+        check_memory(n, 1.5 * dtype.itemsize + 1, "the energy table")
         linear = self.linear()
         weights = self.couplings()
         table = np.empty(1 << n, dtype=dtype)
@@ -149,17 +149,25 @@ class QuboModel:
             size = 1 << k
             _fill_linear_table(weights[k, :k], partial[:size])
             np.add(table[:size], partial[:size], out=table[size:2 * size])
-            table[size:2 * size] += dtype(linear[k])
+            table[size:2 * size] += dtype.type(linear[k])
         return table
+
+    def _table_dtype(self) -> np.dtype:
+        if not self.is_integer_valued():
+            return np.dtype(np.float64)
+        bound = abs(self.offset) + np.abs(self.linear()).sum() + \
+            np.abs(np.triu(self.couplings(), 1)).sum()
+        return np.dtype(np.int32 if bound < 2 ** 31 else np.int64)
 
     def energy_table(self) -> EnergyTable:
         """Return the energies as an `EnergyTable`, with level indices when integer."""
         energies = self.energies()
         minimum, maximum = energies.min(), energies.max()
-        if energies.dtype == np.int64 and maximum - minimum < MAX_INTEGER_LEVELS:
-            span = int(maximum - minimum)
+        span = int(maximum) - int(minimum)
+        if energies.dtype.kind == "i" and span < MAX_INTEGER_LEVELS:
             dtype = np.uint8 if span < 256 else np.uint16
-            levels = (energies - minimum).astype(dtype)
+            energies -= minimum
+            levels = energies.astype(dtype)
             return EnergyTable(self.num_variables, float(minimum), float(maximum),
                                None, levels)
         return EnergyTable(self.num_variables, float(minimum), float(maximum),
