@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, text
 from typer.testing import CliRunner
 
 from qml_cli.cli.app import app
-from qml_cli.core import deploy, smoke
+from qml_cli.core import deploy, releases, smoke
 from qml_cli.core.db import session_scope
 from qml_cli.core.health_server import HealthServer
 from qml_cli.core.models import (
@@ -204,7 +204,7 @@ def test_smoke_runs_leave_no_rows(engine):
 def test_record_stores_release_with_backup(engine):
     from qml_cli.core import backup, migrate
 
-    release = deploy.record("1.4.0", engine=engine)
+    release = releases.record("1.4.0", engine=engine)
 
     assert release["schema_revision"] == migrate.head_revision()
     assert release["replayed"] is False
@@ -213,9 +213,9 @@ def test_record_stores_release_with_backup(engine):
 
 
 def test_record_same_version_twice_changes_nothing(engine):
-    first = deploy.record("1.4.0", engine=engine)
+    first = releases.record("1.4.0", engine=engine)
 
-    again = deploy.record("1.4.0", engine=engine)
+    again = releases.record("1.4.0", engine=engine)
 
     assert again["replayed"] is True
     assert again["backup_id"] == first["backup_id"]
@@ -224,18 +224,18 @@ def test_record_same_version_twice_changes_nothing(engine):
 
 
 def test_record_conflicting_revision_is_rejected(engine):
-    deploy.record("1.4.0", engine=engine)
+    releases.record("1.4.0", engine=engine)
     with session_scope(engine) as session:
         session.execute(Release.__table__.update().values(schema_revision="001"))
 
     with pytest.raises(Conflict):
-        deploy.record("1.4.0", engine=engine)
+        releases.record("1.4.0", engine=engine)
 
 
 @pytest.mark.parametrize("version", ["", "1 4", "-1", "v" * 65, "1.4\n"])
 def test_record_rejects_invalid_version(sqlite_engine, version):
     with pytest.raises(InvalidInput):
-        deploy.record(version, engine=sqlite_engine)
+        releases.record(version, engine=sqlite_engine)
 
 
 def test_cli_record_and_list(sqlite_engine):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from qml_cli.cli.app import app
-from qml_cli.core import backup, deploy, migrate, rollback
+from qml_cli.core import backup, migrate, releases, rollback
 from qml_cli.core.db import session_scope
 from qml_cli.core.flags import effective_settings, stored_flags
 from qml_cli.core.models import Release, Tenant
@@ -98,10 +98,10 @@ def test_dry_run_prints_plan_only(engine):
 
 def test_rollback_to_version_and_back(engine):
     populate(engine, "acme")
-    deploy.record("1.0.0", engine=engine)
+    releases.record("1.0.0", engine=engine)
     state_one = data_checksums(engine)
     populate(engine, "globex")
-    deploy.record("2.0.0", engine=engine)
+    releases.record("2.0.0", engine=engine)
     state_two = data_checksums(engine)
 
     down = invoke("rollback", "--to-version", "1.0.0", "--restore", "--yes")
@@ -167,7 +167,7 @@ def test_to_backup_restores_rows(engine):
 
 
 def test_unknown_release_lists_recorded_ones(sqlite_engine):
-    deploy.record("1.0.0", engine=sqlite_engine, take_backup=False)
+    releases.record("1.0.0", engine=sqlite_engine, take_backup=False)
 
     with pytest.raises(NotFound) as raised:
         rollback.plan(to_version="9.9.9", engine=sqlite_engine)
@@ -176,7 +176,7 @@ def test_unknown_release_lists_recorded_ones(sqlite_engine):
 
 
 def test_restore_without_release_backup_is_refused(sqlite_engine):
-    deploy.record("1.0.0", engine=sqlite_engine, take_backup=False)
+    releases.record("1.0.0", engine=sqlite_engine, take_backup=False)
 
     result = invoke("rollback", "--to-version", "1.0.0", "--restore", "--yes")
 

@@ -1,4 +1,5 @@
-"""`qml logs`, `qml backup`, `qml cron` and `qml scheduler`: the scheduled jobs."""
+"""`qml logs` and `qml backup`; `register` also adds `qml cron` and `qml scheduler`
+from `qml_cli.cli.schedule`."""
 
 from __future__ import annotations
 
@@ -16,11 +17,6 @@ logs_app = typer.Typer(
 backup_app = typer.Typer(
     help="Create, list, verify and restore backups.", no_args_is_help=True
 )
-cron_app = typer.Typer(help="Crontab for the scheduled jobs.", no_args_is_help=True)
-scheduler_app = typer.Typer(
-    help="Run the scheduled jobs in the foreground.", no_args_is_help=True
-)
-
 WaitOption = Annotated[
     float | None,
     typer.Option(
@@ -42,6 +38,8 @@ def register(app: typer.Typer) -> None:
     """Add the groups to the root command."""
     app.add_typer(logs_app, name="logs")
     app.add_typer(backup_app, name="backup")
+    from qml_cli.cli.schedule import cron_app, scheduler_app
+
     app.add_typer(cron_app, name="cron")
     app.add_typer(scheduler_app, name="scheduler")
 
@@ -151,8 +149,7 @@ def backup_verify(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Check checksums and decryption, and restore into a scratch database; exit 1
-    when any check fails."""
+    """Check a backup and trial-restore it into a scratch database; exit 1 if bad."""
     from qml_cli.core import backup_restore
 
     report = backup_restore.verify(backup_id, directory, trial=not skip_trial)
@@ -175,8 +172,7 @@ def backup_restore_command(
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Replace the backed-up tables with the backup, all or nothing, after taking a
-    safety backup."""
+    """Replace the backed-up tables, all or nothing, after a safety backup."""
     from qml_cli.core import backup, backup_restore
     from qml_cli.core.db import get_engine, mask_url
 
@@ -299,104 +295,3 @@ def logs_cleanup(
         history + f"; kept {report['history_kept_rows']} older rows that current "
         "balances depend on."
     )
-
-
-@cron_app.command("print")
-def cron_print(
-    env_file: Annotated[
-        str | None,
-        typer.Option(
-            "--env-file",
-            help="Env file the jobs read (default: the one qml was given, "
-            "else /etc/qml/qml.env).",
-        ),
-    ] = None,
-    qml_path: Annotated[
-        str | None,
-        typer.Option(
-            "--qml", help="Path of the qml program (default: the installed one)."
-        ),
-    ] = None,
-    log_file: Annotated[
-        str | None,
-        typer.Option("--log-file", help="Append each job's output to this file."),
-    ] = None,
-) -> None:
-    """Print a crontab for the scheduled jobs (install it with crontab -)."""
-    from qml_cli.core import scheduler
-    from qml_cli.core.settings import get_settings
-
-    configured = get_settings().env_file
-    chosen = env_file or (
-        str(Path(configured).resolve()) if configured else "/etc/qml/qml.env"
-    )
-    typer.echo(
-        scheduler.crontab(
-            chosen, command=[qml_path] if qml_path else None, log_file=log_file
-        ),
-        nl=False,
-    )
-
-
-@scheduler_app.command("run")
-def scheduler_run(
-    interval: Annotated[
-        float | None,
-        typer.Option(
-            "--interval",
-            min=1,
-            help="Seconds between schedule checks (default: SCHEDULER_INTERVAL).",
-        ),
-    ] = None,
-) -> None:
-    """Run the crontab's jobs in the foreground; SIGTERM stops after the current job."""
-    from qml_cli.core import scheduler
-    from qml_cli.core.db import get_engine
-    from qml_cli.core.settings import get_settings
-
-    settings = get_settings()
-    history = scheduler.last_runs(get_engine())
-    env_file = str(Path(settings.env_file).resolve()) if settings.env_file else None
-    runner = scheduler.ProcessRunner(env_file)
-    loop = scheduler.Scheduler(
-        scheduler.SCHEDULE,
-        runner,
-        scheduler.SystemClock(),
-        interval_s=interval or settings.scheduler_interval / 1000,
-        history=history,
-    )
-    scheduler.install_signal_handlers(loop, runner)
-    say(f"Scheduler running {len(scheduler.SCHEDULE)} jobs; stop it with SIGTERM.")
-    loop.run()
-    say(f"Scheduler stopped after {len(runner.results)} job runs.")
-
-
-@scheduler_app.command("status")
-def scheduler_status(json_output: JsonOption = False) -> None:
-    """Show each scheduled job's last run and next slot; exit 1 if one is overdue."""
-    from qml_cli.core import clock, scheduler
-    from qml_cli.core.db import get_engine
-
-    report = scheduler.status(get_engine(), clock.now())
-    if json_output:
-        print_json(report)
-    else:
-        print_table(
-            "scheduled jobs",
-            ["job", "schedule", "last run", "status", "next run", "recent"],
-            [
-                (
-                    j["job"],
-                    j["schedule"],
-                    f"{j['last_started_at']:%Y-%m-%d %H:%M}"
-                    if j["last_started_at"]
-                    else "never",
-                    j["last_status"] or "",
-                    f"{j['next_run_at']:%Y-%m-%d %H:%M}",
-                    "yes" if j["recent"] else "no",
-                )
-                for j in report
-            ],
-        )
-    if not all(job["recent"] for job in report):
-        raise typer.Exit(1)

@@ -105,8 +105,7 @@ def deploy_verify(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Run the production checklist; print each item with pass, fail or skip and the
-    reason; exit 1 if any failed."""
+    """Run the production checklist with a reason per item; exit 1 if one fails."""
     from qml_cli.core import deploy
 
     report = deploy.verify(url=url, skip=tuple(skip or ()))
@@ -142,9 +141,9 @@ def deploy_record(
     json_output: JsonOption = False,
 ) -> None:
     """Store a release with its schema revision and a backup at that revision."""
-    from qml_cli.core import deploy
+    from qml_cli.core import releases
 
-    release = deploy.record(version, backup_id=backup_id, take_backup=not no_backup)
+    release = releases.record(version, backup_id=backup_id, take_backup=not no_backup)
     if json_output:
         print_json(release)
     elif release["replayed"]:
@@ -162,9 +161,9 @@ def deploy_record(
 @deploy_app.command("list")
 def deploy_list(json_output: JsonOption = False) -> None:
     """List the recorded releases, newest first."""
-    from qml_cli.core import deploy
+    from qml_cli.core import releases as core
 
-    releases = deploy.releases()
+    releases = core.releases()
     if json_output:
         print_json(releases)
         return
@@ -220,8 +219,7 @@ def rollback(
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Roll back to a release, to a backup, or switch ML features off; prints the
-    plan and takes a safety backup first."""
+    """Roll back to a release or a backup, or turn ML features off, after a plan."""
     from qml_cli.core import rollback as core
 
     plan = core.plan(

@@ -121,6 +121,14 @@ def libpq_environment(engine: Engine) -> tuple[str, dict[str, str]]:
     return conninfo, environment
 
 
+def _tool_failed(action: str, code: int, stderr: str) -> CheckFailed:
+    """Build the error of a failed tool run from the last line of its stderr."""
+    lines = stderr.strip().splitlines()
+    return CheckFailed(
+        f"{action} failed with exit code {code}: {lines[-1] if lines else 'no message'}"
+    )
+
+
 def _run(arguments: list[str], environment: dict[str, str], action: str) -> None:
     log.info(f"{action} started", extra={"operation": action})
     try:
@@ -134,11 +142,7 @@ def _run(arguments: list[str], environment: dict[str, str], action: str) -> None
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"{action} timed out after {TIMEOUT_S} s.") from None
     if completed.returncode != 0:
-        message = completed.stderr.strip().splitlines()
-        raise CheckFailed(
-            f"{action} failed with exit code {completed.returncode}: "
-            f"{message[-1] if message else 'no message'}"
-        )
+        raise _tool_failed(action, completed.returncode, completed.stderr)
 
 
 def dump(
@@ -282,9 +286,7 @@ def _split_copy_blocks(
             target.close()
         if code != 0:
             errors.seek(0)
-            message = errors.read().decode(errors="replace").strip().splitlines()
-            raise CheckFailed(
-                f"pg_restore failed with exit code {code}: "
-                f"{message[-1] if message else 'no message'}"
+            raise _tool_failed(
+                "pg_restore", code, errors.read().decode(errors="replace")
             )
     return statements
