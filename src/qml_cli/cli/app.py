@@ -126,7 +126,7 @@ def main() -> None:
         raise
     except (
         Exception
-    ) as exc:  # an unexpected error: say what it was, keep the trace in logs
+    ) as exc:  # an unexpected error: print its type and message, log the traceback
         from qml_cli.cli.output import error
 
         logging.getLogger("qml").error("unexpected error", exc_info=exc)

@@ -238,7 +238,8 @@ def execute(
     now: dt.datetime | None = None,
     scheduled: bool = True,
 ) -> RunOutcome:
-    """Run one claimed prediction to completion; never raises for a failed run."""
+    """Run one claimed prediction to completion; a failure of the work itself is
+    recorded on the run, not raised (database errors still propagate)."""
     now = now or clock.now()
     started = clock.now()
     key = f"{OPERATION}:{prediction_id}:{token}"
@@ -356,7 +357,7 @@ def _compute_and_store(
             "failed",
             f"timed out after {timeout_ms} ms (ML_TIMEOUT)",
         )
-    except Exception as exc:  # any failure is recorded on the run, never raised
+    except Exception as exc:  # a failure of the work is recorded on the run
         result, status, error = None, "failed", f"{type(exc).__name__}: {exc}"
     elapsed = (time.perf_counter() - clock_start) * 1000
     try:
