@@ -188,3 +188,14 @@ def test_sampling_follows_probabilities():
     expected = (np.abs(state) ** 2).reshape(16, -1).sum(axis=1)
     # Each bin's frequency has a standard deviation below 0.0016 at 1e5 draws.
     assert np.max(np.abs(observed - expected)) < 0.01
+
+
+def test_reported_angles_reproduce_expectation():
+    from qml_cli.quantum.qaoa import evaluate_angles, run_qaoa
+
+    model = qubo.maxcut([(0, 1), (1, 2), (2, 3), (3, 0), (0, 2)])
+    result = run_qaoa(model, 2, seed=1)
+    again = evaluate_angles(model, result.gammas, result.betas)
+    assert abs(again.expectation - result.expectation) < 1e-9
+    assert all(-np.pi <= gamma <= np.pi for gamma in result.gammas)
+    assert all(-np.pi / 2 <= beta <= np.pi / 2 for beta in result.betas)

@@ -90,10 +90,10 @@ def fixed_angles_3_regular(p: int) -> tuple[np.ndarray, np.ndarray, float]:
 
 def wrap_angles(gammas: np.ndarray, betas: np.ndarray, integer_energies: bool
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce angles to one period where the circuit is periodic.
+    """Reduce angles to one period where the circuit is periodic, for reports.
 
-    Beta has period pi (`exp(-i pi X)` is `-I`). Gamma has period 2 pi only when
-    every energy is an integer; otherwise it is returned unchanged.
+    Beta has period pi, because `exp(-i pi X)` is `-I`. Gamma has period 2 pi
+    only when every energy is an integer, and is otherwise returned unchanged.
     """
     betas = np.mod(np.asarray(betas, float) + math.pi / 2, math.pi) - math.pi / 2
     gammas = np.asarray(gammas, float)

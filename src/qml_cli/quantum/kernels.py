@@ -9,10 +9,10 @@ as `(-i)^popcount(x) phi[x]`.
 
 Layout. Index bit j is qubit j. The low `block_bits` qubits are handled one
 contiguous block at a time, because a block fits in the L2 cache. The block is
-split into real and imaginary planes. Each group of k qubits, from the top of the
-block down, is then one real matrix product with `R(beta)^{(x)k}` that also moves
-the group to the bottom bits of the block, so after all groups the block is back
-in its own order. The remaining
+split into real and imaginary planes. The groups of k qubits are then taken from
+the top of the block down. Each is one real matrix product with `R(beta)^{(x)k}`
+that also moves the group to the bottom bits of the block. After all groups the
+block is back in its own order. The remaining
 high qubits are handled on slabs of columns of the `(2^high, 2^block_bits)` view,
 copied into a contiguous buffer, with one batched matrix product per group.
 """

@@ -123,6 +123,7 @@ def run_qaoa(model: QuboModel, p: int = 3, *, seed: int = 0,
 
     state = simulator.evolve(gammas, betas)
     result = _report(simulator, state, gammas, betas, seed, shots)
+    gammas, betas = angles.wrap_angles(gammas, betas, table.is_integer)
     return QaoaResult(
         num_qubits=table.num_variables, p=p, objective=objective, cvar_alpha=alpha,
         initialisation=initialisation, gammas=[float(g) for g in gammas],

@@ -64,13 +64,6 @@ class QaoaSimulator:
 
     # -- evolution -------------------------------------------------------------
 
-    def initial_state(self) -> np.ndarray:
-        """Return the stored part of `S^n |+>^n`: `i^popcount(x) / sqrt(2^n)`."""
-        size = 1 << self.stored.num_variables
-        state = np.full(size, 1 / math.sqrt(1 << self.n), dtype=self.dtype)
-        statevector.apply_popcount_phase(state, 1j, self.plan.block_bits)
-        return state
-
     def evolve(self, gammas: Sequence[float], betas: Sequence[float],
                out: np.ndarray | None = None) -> np.ndarray:
         """Return the stored final QAOA state in the S frame (see `kernels`).
@@ -98,7 +91,8 @@ class QaoaSimulator:
         return symmetric.expand(state) if self.reduced else state
 
     def _initial_pattern(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the initial state as one block's pattern and a factor per block."""
+        """Return `S^n |+>^n`, amplitudes `i^popcount(x) / sqrt(2^n)`, as the pattern
+        of one block and a factor per block."""
         if self._initial_cache is None:
             low_bits = self.plan.block_bits
             high_bits = self.stored.num_variables - low_bits

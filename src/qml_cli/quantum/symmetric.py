@@ -8,9 +8,9 @@ usual. For qubit n-1 the partner of a stored index l is `~l`, whose amplitude is
 stored at `M - l` with `M = 2^(n-1) - 1`, so its mixer pairs l with `M - l`.
 
 In the S frame of the n-1 stored qubits the top-qubit mixer is
-`T(beta) = cos(beta) I + sin(beta) K`, `(K phi)(l) = kappa sigma(l) phi(M - l)`,
-with `kappa = (-i)^n` and `sigma(l) = (-1)^popcount(l)`; `K^2 = -I`, so K is also
-the generator for the adjoint gradient.
+`T(beta) = cos(beta) I + sin(beta) K` with `(K phi)(l) = kappa sigma(l) phi(M - l)`,
+`kappa = (-i)^n` and `sigma(l) = (-1)^popcount(l)`. Because `K^2 = -I`, T is
+`exp(beta K)`, and K is the generator used by the adjoint gradient.
 """
 
 from __future__ import annotations
