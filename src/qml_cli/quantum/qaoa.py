@@ -68,7 +68,8 @@ def approximation_ratio(value: float, table: EnergyTable) -> float:
     span = table.maximum - table.minimum
     if span <= 0:
         return 1.0
-    return float((table.maximum - value) / span)
+    # Rounding can carry an exact 0 or 1 a few ulps outside the interval.
+    return float(min(1.0, max(0.0, (table.maximum - value) / span)))
 
 
 def optimise_angles(simulator: QaoaSimulator, gammas: np.ndarray, betas: np.ndarray,
@@ -162,7 +163,7 @@ def _report(simulator: QaoaSimulator, state: np.ndarray, gammas: np.ndarray,
     return {
         "expectation": expectation,
         "approximation_ratio": approximation_ratio(expectation, table),
-        "optimum_probability": simulator.optimum_probability(state),
+        "optimum_probability": min(1.0, simulator.optimum_probability(state)),
         "optimum_energy": table.minimum,
         "optimum_multiplicity": table.optimum_multiplicity(),
         "maximum_energy": table.maximum,
