@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 BATCH_ROWS = 1000
 # Alembic's own table is schema state, restored by migrating, not by copying rows.
 SKIPPED_TABLES = ("alembic_version",)
+PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 @dataclass
@@ -89,6 +90,8 @@ def table_specs(connection: Connection, scope: str) -> list[TableSpec]:
 
 def encode_value(value: Any) -> Any:
     """Encode a column value for JSON: times as ISO 8601, bytes as base64."""
+    if type(value) in PLAIN_TYPES:  # most values; skips the checks below
+        return value
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
