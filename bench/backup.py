@@ -2,10 +2,10 @@
 
 Run: `python bench/backup.py [--rows 200000]`. It fills a throwaway SQLite file and
 a throwaway PostgreSQL database (127.0.0.1:5432, dropped afterwards) with ledger
-rows, then times each step with the baseline of the same run beside it: for
-SQLite, the sqlite3 online backup API; for PostgreSQL, a bare `pg_dump -Fc` and
-`pg_restore` of the same database. qml's extra time is the checksum pass over
-every row, the manifest, and (for verify) the trial restore.
+rows, then times each step beside a baseline measured in the same run. The SQLite
+baseline is the sqlite3 online backup API. The PostgreSQL baseline is a bare
+`pg_dump -Fc` of the same database. qml's extra time is the checksum pass over every
+row, the manifest, and for verify the trial restore.
 """
 
 from __future__ import annotations
