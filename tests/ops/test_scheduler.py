@@ -268,3 +268,26 @@ def test_worker_runs_count_for_their_job(engine):
     assert scheduler.last_runs(engine) == {"predict-run-due": moment}
     report = {item["job"]: item for item in scheduler.status(engine, moment)}
     assert report["predict-run-due"]["last_started_at"] == moment
+
+
+def test_runner_error_does_not_stop_loop():
+    clock = FakeClock(START)
+    ran = []
+
+    def broken_runner(job):
+        ran.append(job.name)
+        raise OSError("qml not found")
+
+    loop = Scheduler(
+        [HOURLY, DAILY],
+        broken_runner,
+        clock,
+        interval_s=60,
+        history={
+            "hourly": START - dt.timedelta(hours=2),
+            "daily": START - dt.timedelta(days=2),
+        },
+    )
+    loop.run(max_ticks=1)
+
+    assert ran == ["hourly", "daily"]

@@ -213,7 +213,13 @@ class Scheduler:
                 break
             self.handled[job.name] = slot
             log.info("job due", extra={"operation": job.name})
-            self.runner(job)
+            try:
+                self.runner(job)
+            except Exception as exc:  # one broken job must not stop the schedule
+                log.error(
+                    "job could not run",
+                    extra={"operation": job.name, "success": False, "error": repr(exc)},
+                )
             ran += 1
         return ran
 
