@@ -26,9 +26,14 @@ class QmlError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} {self.hint}"
-        return self.message
+        message = self.message.rstrip()
+        if not self.hint:
+            return message
+        if not message.endswith((".", "!", "?", ":")):
+            message += "."
+        hint = self.hint.strip()
+        separator = "\n" if self.hint.startswith("\n") else " "
+        return f"{message}{separator}{hint}"
 
 
 class CheckFailed(QmlError):

@@ -67,9 +67,17 @@ def test_holt_winters_fits_any_season_exactly(pattern, seasons):
     count=st.integers(min_value=2, max_value=120),
 )
 def test_sales_forecast_never_negative(seed, count):
-    values = np.random.default_rng(seed).normal(0.0, 10.0, count)
+    values = np.abs(np.random.default_rng(seed).normal(0.0, 10.0, count))
     forecast = forecast_metric(days(count), values, horizon=10)
     assert forecast.point.min() >= 0.0
     for lower, upper in forecast.intervals.values():
         assert lower.min() >= 0.0
         assert np.all(upper >= lower)
+
+
+def test_sales_with_returns_keep_negative_lower_bounds():
+    values = np.random.default_rng(3).normal(5.0, 10.0, 120)
+    assert values.min() < 0
+    forecast = forecast_metric(days(120), values, horizon=10)
+    lower, _upper = forecast.intervals[95.0]
+    assert lower.min() < 0.0

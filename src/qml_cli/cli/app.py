@@ -93,7 +93,7 @@ def root(
     from qml_cli.core import logs, settings
 
     settings.configure(env_file)
-    logs.setup_from_environment()
+    logs.setup_from_settings()
 
 
 def _register() -> None:

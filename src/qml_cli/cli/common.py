@@ -17,11 +17,12 @@ DryRunOption = Annotated[
 ]
 
 
-def session():
-    """Open a transaction on the configured database (commit on success)."""
+def session(*, readonly: bool = False):
+    """Open a transaction on the configured database (commit on success);
+    `readonly` ones do not wait for or block SQLite writers."""
     from qml_cli.core.db import session_scope
 
-    return session_scope()
+    return session_scope(readonly=readonly)
 
 
 def confirm_or_abort(question: str, yes: bool) -> None:

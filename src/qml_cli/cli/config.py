@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from qml_cli.cli.common import JsonOption
-from qml_cli.cli.output import print_json, print_table, say
+from qml_cli.cli.output import error, print_json, print_table, say
 
 app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 
@@ -16,13 +16,16 @@ def show(json_output: JsonOption = False) -> None:
     import os
 
     from qml_cli.core.config_check import display_value
-    from qml_cli.core.settings import SPECS, get_settings
+    from qml_cli.core.settings import SPECS, load_lenient
 
-    settings = get_settings()
+    settings = load_lenient()
+    invalid = {problem.split(":", 1)[0] for problem in settings.problems}
     rows = []
     for spec in SPECS:
         value = settings.values[spec.name]
         shown = display_value(spec.name, value)
+        if spec.name in invalid:
+            shown = "(invalid, see below)"
         if spec.name == "DATABASE_URL" and value is None:
             shown = f"(embedded) {settings.database_url}"
         rows.append(
@@ -52,15 +55,25 @@ def show(json_output: JsonOption = False) -> None:
             ["setting", "value", "source", "used by"],
             [(r["name"], r["value"], r["source"], r["used_by"]) for r in rows],
         )
+    if settings.problems:
+        for problem in settings.problems:
+            error(f"invalid setting {problem}")
+        raise typer.Exit(2)
 
 
 @app.command()
 def check(json_output: JsonOption = False) -> None:
     """Report every configuration problem at once; exit 1 if there is an error."""
+    from qml_cli.core.config_check import Finding
     from qml_cli.core.config_check import check as run_check
-    from qml_cli.core.settings import get_settings
+    from qml_cli.core.settings import load_lenient
 
-    findings = run_check(get_settings())
+    settings = load_lenient()
+    findings = [
+        Finding(name, "error", f"is invalid: {reason.strip()}")
+        for name, _, reason in (p.partition(":") for p in settings.problems)
+    ]
+    findings += run_check(settings)
     errors = [f for f in findings if f.level == "error"]
     if json_output:
         print_json({"ok": not errors, "findings": [f.__dict__ for f in findings]})

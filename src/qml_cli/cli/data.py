@@ -36,16 +36,17 @@ def import_(
     """Load a CSV into the metric; one invalid row rejects the whole file."""
     from qml_cli.core import metrics, tenants
 
+    metrics.validate_metric_name(metric)
+    with session(readonly=True) as db:
+        tenants.get_tenant(db, slug)
+    parsed = metrics.read_csv(
+        file,
+        time_column=time_column,
+        value_column=value_column,
+        on_duplicate=on_duplicate,
+    )
     with session() as db:
-        report = metrics.import_csv(
-            db,
-            tenants.get_tenant(db, slug),
-            metric,
-            file,
-            time_column=time_column,
-            value_column=value_column,
-            on_duplicate=on_duplicate,
-        )
+        report = metrics.store_points(db, tenants.get_tenant(db, slug), metric, parsed)
     if json_output:
         print_json(report)
     else:
@@ -61,7 +62,7 @@ def list_(slug: str, json_output: JsonOption = False) -> None:
     """List the tenant's metrics with point counts and time ranges."""
     from qml_cli.core import metrics, tenants
 
-    with session() as db:
+    with session(readonly=True) as db:
         items = metrics.list_metrics(db, tenants.get_tenant(db, slug))
     if json_output:
         print_json(items)
@@ -93,7 +94,7 @@ def show(
     """Show the latest points of a metric."""
     from qml_cli.core import metrics, tenants
 
-    with session() as db:
+    with session(readonly=True) as db:
         times, values = metrics.load_series(db, tenants.get_tenant(db, slug), metric)
     points = [
         {"ts": t, "value": v}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from qml_cli.cli.output import console, say
 
@@ -71,7 +72,8 @@ def demo(
     started = time.perf_counter()
 
     def step(*args: str) -> None:
-        console.print(f"\n[bold]$ qml {shlex.join(args)}[/bold]")
+        console.print()
+        console.print(Text(f"$ qml {shlex.join(args)}", style="bold"))
         try:
             app(list(args), standalone_mode=False, prog_name="qml")
         except SystemExit as exc:

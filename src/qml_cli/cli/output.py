@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -13,10 +14,23 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Rich turns colour off by itself when NO_COLOR is set or stdout is not a terminal.
-console = Console(highlight=False, soft_wrap=True)
+# Piped output gets a wide fixed width so that tables are not cut at 80 columns.
+console = Console(
+    highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200
+)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(value: Any) -> Text:
+    """Return `value` as literal text: no Rich markup, control characters escaped,
+    so stored strings cannot restyle or retitle the operator's terminal."""
+    text = "" if value is None else str(value)
+    text = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return Text(text)
 
 
 def _default(value: Any) -> Any:
@@ -58,7 +72,7 @@ def print_table(
         )
         table.add_column(column, justify="right" if numeric else "left")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(plain(cell) for cell in row))
     console.print(table)
 
 
@@ -69,14 +83,14 @@ def print_fields(title: str | None, fields: dict[str, Any]) -> None:
 
 def say(message: str) -> None:
     """Print a line for people on stdout."""
-    console.print(message, markup=False)
+    console.print(plain(message))
 
 
 def warn(message: str) -> None:
     """Print a warning on stderr."""
-    err_console.print(f"warning: {message}", markup=False, style="yellow")
+    err_console.print(plain(f"warning: {message}"), style="yellow")
 
 
 def error(message: str) -> None:
     """Print an error on stderr."""
-    err_console.print(f"error: {message}", markup=False, style="red")
+    err_console.print(plain(f"error: {message}"), style="red")

@@ -100,7 +100,7 @@ def list_(
     """List predictions with their schedule and last run."""
     from qml_cli.core import predictions
 
-    with session() as db:
+    with session(readonly=True) as db:
         items = predictions.list_predictions(db, slug)
     if json_output:
         print_json(items)
@@ -149,7 +149,7 @@ def show(
     """Show the latest result: model, cross-validation error and intervals."""
     from qml_cli.core import metrics, predictions
 
-    with session() as db:
+    with session(readonly=True) as db:
         prediction = predictions.resolve(db, reference)
         document = predictions.describe(db, prediction)
         document["result"] = prediction.last_result
@@ -188,6 +188,10 @@ def _write_plot(path: Path, history, document) -> None:
     plot_forecast(history[0], history[1], document["result"], path)
 
 
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def _render(document) -> None:
     result = document.pop("result")
     runs = document.pop("recent_runs")
@@ -210,11 +214,11 @@ def _render(document) -> None:
         ]
         rows = []
         for index, day in enumerate(result["dates"]):
-            row = [day, f"{result['point'][index]:.2f}"]
+            row = [day, _number(result["point"][index])]
             for lvl in levels:
                 row += [
-                    f"{result['intervals'][lvl]['lower'][index]:.2f}",
-                    f"{result['intervals'][lvl]['upper'][index]:.2f}",
+                    _number(result["intervals"][lvl]["lower"][index]),
+                    _number(result["intervals"][lvl]["upper"][index]),
                 ]
             rows.append(row)
         print_table("forecast", columns, rows)
@@ -345,6 +349,10 @@ def _run_due(workers: int | None, quiet: bool) -> dict:
         )
 
 
+def _credits(count: int) -> str:
+    return "1 credit" if count == 1 else f"{count} credits"
+
+
 def _print_summary(summary: dict) -> None:
     if not summary["enabled"]:
         say("AUTO_PREDICTIONS_ENABLED is false: nothing ran.")
@@ -353,10 +361,16 @@ def _print_summary(summary: dict) -> None:
         detail = item["model"] or item["reason"] or item["error"] or ""
         say(
             f"  {item['prediction_id']:>5} {item['tenant']}/{item['name']}: {item['status']}"
-            f" {detail} ({item['credits']} credits)"
+            f" {detail} ({_credits(item['credits'])})"
         )
     reasons = ", ".join(f"{k} {v}" for k, v in summary["skipped_reasons"].items())
+    skipped = f"skipped {summary['skipped']}" + (f" ({reasons})" if reasons else "")
     say(
-        f"Ran {summary['run']}, failed {summary['failed']}, skipped {summary['skipped']}"
-        f"{f' ({reasons})' if reasons else ''}; {summary['credits_charged']} credits charged."
+        f"Ran {summary['run']}, failed {summary['failed']}, {skipped}; "
+        f"{_credits(summary['credits_charged'])} charged."
     )
+    if summary.get("still_due"):
+        say(
+            f"{summary['still_due']} due predictions are claimed by other workers or "
+            "by runs that have not finished; their claims expire after ML_TIMEOUT."
+        )

@@ -13,10 +13,10 @@ from functools import lru_cache
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qml_cli.errors import InvalidInput, ServiceUnavailable
+from qml_cli.errors import CheckFailed, InvalidInput, LockHeld, ServiceUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -33,9 +33,12 @@ def normalise_url(url: str) -> str:
     """Map plain `postgresql://` URLs to the psycopg 3 driver."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 -- a malformed port or host raises here
+    except (ArgumentError, ValueError):
+        from qml_cli.core.logs import redact
+
         raise InvalidInput(
-            f"invalid DATABASE_URL {mask_url(url)!r}.",
+            f"invalid DATABASE_URL {redact(url)!r}.",
             hint="Use postgresql://user:pass@host/db or sqlite:///path.",
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
@@ -59,7 +62,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only session takes no write lock, so reads never wait behind a writer.
+    if connection.get_execution_options().get("qml_readonly"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache(maxsize=8)
@@ -69,9 +76,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            from pathlib import Path
-
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _check_sqlite_path(parsed.database)
         engine = create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         )
@@ -79,6 +84,36 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def _check_sqlite_path(database: str) -> None:
+    """Create the embedded database's folder; reject other missing folders, since
+    a mistyped DATABASE_URL would otherwise start a new, empty database."""
+    from pathlib import Path
+
+    from qml_cli.core.settings import default_home
+
+    path = Path(database).expanduser()
+    if path.is_dir():
+        raise InvalidInput(
+            f"the SQLite database path {path} is a directory.",
+            hint="Point DATABASE_URL at a file, e.g. sqlite:///var/lib/qml/qml.sqlite3.",
+        )
+    if path.parent.is_dir():
+        return
+    if path.parent.resolve() == default_home().resolve():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot create the data folder {path.parent}: {exc.strerror}.",
+                hint="Set QML_HOME to a writable folder.",
+            ) from None
+        return
+    raise InvalidInput(
+        f"the folder of the SQLite database {path} does not exist.",
+        hint="Create it first, or fix the path in DATABASE_URL.",
+    )
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -113,30 +148,56 @@ def ping(engine: Engine) -> None:
 
 
 @contextlib.contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(
+    engine: Engine | None = None, *, readonly: bool = False
+) -> Iterator[Session]:
     """Yield a session in one transaction: commit on success, roll back on error.
 
-    Connection failures become `ServiceUnavailable` (exit 4)."""
+    `readonly` sessions take no SQLite write lock. Connection failures become
+    `ServiceUnavailable` (exit 4), a busy SQLite file `LockHeld` (exit 5), and a
+    schema that was never migrated `CheckFailed` (exit 1) that says so."""
     engine = engine or get_engine()
     factory = sessionmaker(engine, expire_on_commit=False)
     session = factory()
+    if readonly:
+        session.connection(execution_options={"qml_readonly": True})
     try:
         yield session
         session.commit()
-    except OperationalError as exc:
+    except DBAPIError as exc:
         session.rollback()
-        if _is_connection_error(exc):
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise ServiceUnavailable(
-                f"database unreachable at {mask_url(str(engine.url))}: {reason}",
-                hint="Check DATABASE_URL and that the server is running.",
-            ) from None
-        raise
+        raise translate_error(exc, engine) from None
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def translate_error(exc: DBAPIError, engine: Engine) -> Exception:
+    """Map a driver error to the qml error an operator can act on, else return it."""
+    message = str(exc.orig or exc).lower()
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if "database is locked" in message:
+        return LockHeld(
+            "the SQLite database is locked by another writer (waited "
+            f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s).",
+            hint="Retry when the other command has finished; use PostgreSQL for "
+            "concurrent work.",
+        )
+    if ("no such table" in message) or (
+        "relation" in message and "does not exist" in message
+    ):
+        return CheckFailed(
+            f"the database at {mask_url(str(engine.url))} is not migrated ({reason}).",
+            hint="Run: qml db migrate",
+        )
+    if isinstance(exc, OperationalError) and _is_connection_error(exc):
+        return ServiceUnavailable(
+            f"database unreachable at {mask_url(str(engine.url))}: {reason}",
+            hint="Check DATABASE_URL and that the server is running.",
+        )
+    return exc
 
 
 def _is_connection_error(exc: OperationalError) -> bool:

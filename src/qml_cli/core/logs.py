@@ -34,11 +34,15 @@ _SECRET_NAMES = (
 )
 
 
+_configured_secrets: list[str] = []
+
+
 def redact(text: str) -> str:
-    """Mask URL passwords and the values of known secret variables in `text`."""
+    """Mask URL passwords and the values of known secret variables in `text`,
+    whether they came from the environment or from the env file."""
     text = _URL_PASSWORD.sub(r"\g<scheme>***@", text)
-    for name in _SECRET_NAMES:
-        value = os.environ.get(name)
+    secrets = [os.environ.get(name) for name in _SECRET_NAMES] + _configured_secrets
+    for value in secrets:
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     return text
@@ -78,13 +82,26 @@ def setup(level: str = "INFO", path: str | None = None) -> None:
     logger.propagate = False
 
 
-def setup_from_environment() -> None:
-    """Configure logging from LOG_LEVEL and QML_LOG_FILE; default level WARNING on a
-    terminal so interactive output stays readable."""
-    level = os.environ.get("LOG_LEVEL", "").upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        level = "WARNING"
-    setup(level, os.environ.get("QML_LOG_FILE") or None)
+def setup_from_settings() -> None:
+    """Configure logging from LOG_LEVEL and QML_LOG_FILE, set in the environment or
+    the env file. Without LOG_LEVEL the CLI logs warnings and errors only, so that
+    interactive output stays readable."""
+    from qml_cli.core.settings import load_lenient
+
+    from qml_cli.errors import InvalidInput
+
+    try:
+        settings = load_lenient()
+    except (InvalidInput, OSError):  # a bad env file is reported by the command
+        setup("WARNING")
+        return
+    level = settings.values["LOG_LEVEL"]
+    _configured_secrets[:] = [
+        str(settings.values[name])
+        for name in _SECRET_NAMES
+        if settings.values.get(name)
+    ]
+    setup(level, settings.extras.get("QML_LOG_FILE") or None)
 
 
 def get_logger(name: str) -> logging.Logger:

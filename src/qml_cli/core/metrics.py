@@ -22,6 +22,9 @@ METRIC_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 DUPLICATE_POLICIES = ("error", "sum", "last")
 MAX_REPORTED_PROBLEMS = 10
 MAX_ROWS = 5_000_000
+# ASCII decimal numbers only: no digit separators, other scripts' digits or words
+# such as inf, which Python's float() would accept.
+NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 
 
 def validate_metric_name(metric: str) -> str:
@@ -42,13 +45,16 @@ def parse_timestamp(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{raw!r} is outside the supported years") from None
 
 
 def parse_value(text: str) -> float:
     raw = text.strip()
-    if not raw:
-        raise ValueError("empty value")
+    if not NUMBER_PATTERN.match(raw):
+        raise ValueError(f"{raw!r} is not a plain decimal number")
     value = float(raw)
     if not math.isfinite(value):
         raise ValueError(f"{raw!r} is not a finite number")
@@ -68,9 +74,16 @@ def _read_text(source: str | Path) -> tuple[str, str]:
         data, label = sys.stdin.buffer.read(), "standard input"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise InvalidInput(f"{path} is a directory, not a CSV file.")
         if not path.is_file():
             raise InvalidInput(f"file not found: {path}.", hint="Check the path.")
-        data, label = path.read_bytes(), str(path)
+        try:
+            data, label = path.read_bytes(), str(path)
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot read {path}: {exc.strerror}.", hint="Check its permissions."
+            ) from None
     try:
         return data.decode("utf-8-sig"), label
     except UnicodeDecodeError as exc:
@@ -91,7 +104,7 @@ def parse_csv(
         )
     if "\x00" in text:
         raise InvalidInput(f"{label} contains NUL bytes; it is not a CSV text file.")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -137,7 +150,7 @@ def parse_csv(
             )
     except csv.Error as exc:
         parsed.problems.append(f"line {reader.line_num}: not valid CSV ({exc})")
-    if parsed.rows == 0:
+    if parsed.rows == 0 and not parsed.problems:
         raise InvalidInput(f"{label} has a header but no data rows.")
     return parsed
 
@@ -184,9 +197,14 @@ def _parse_row(
                 "--on-duplicate sum or last"
             )
             return
-        parsed.points[moment] = (
-            parsed.points[moment] + value if on_duplicate == "sum" else value
-        )
+        merged = parsed.points[moment] + value if on_duplicate == "sum" else value
+        if not math.isfinite(merged):
+            parsed.problems.append(
+                f"line {line}: the sum for {time_column} {row[time_index]!r} is not "
+                "a finite number"
+            )
+            return
+        parsed.points[moment] = merged
         return
     first_line[moment] = line
     parsed.points[moment] = value
@@ -202,11 +220,27 @@ def import_csv(
     value_column: str = "value",
     on_duplicate: str = "error",
 ) -> dict[str, Any]:
-    """Load a CSV into `metric_points`; any invalid row rejects the whole file.
+    """Load a CSV into `metric_points`; any invalid row rejects the whole file."""
+    parsed = read_csv(
+        source,
+        time_column=time_column,
+        value_column=value_column,
+        on_duplicate=on_duplicate,
+    )
+    return store_points(session, tenant, metric, parsed)
 
-    Points already stored at the same time are replaced by the file's value, so
-    importing a refreshed export again is safe."""
-    validate_metric_name(metric)
+
+def read_csv(
+    source: str | Path,
+    *,
+    time_column: str = "date",
+    value_column: str = "value",
+    on_duplicate: str = "error",
+) -> ParsedCsv:
+    """Read and validate a whole CSV file; raise `InvalidInput` listing bad rows.
+
+    Callers parse before opening a transaction, so a large file holds no lock
+    while it is read."""
     text, label = _read_text(source)
     parsed = parse_csv(
         text,
@@ -224,6 +258,15 @@ def import_csv(
             + (f"\n  ... and {more} more" if more else ""),
             hint="\nFix the rows and import the file again.",
         )
+    return parsed
+
+
+def store_points(
+    session: Session, tenant: Tenant, metric: str, parsed: ParsedCsv
+) -> dict[str, Any]:
+    """Write parsed points; points already stored at the same time are replaced by
+    the file's value, so importing a refreshed export again is safe."""
+    validate_metric_name(metric)
     existing = set(
         session.scalars(
             select(MetricPoint.ts).where(

@@ -82,6 +82,16 @@ def upgrade(
     target = _check_target(target, allow_base=False)
     engine = engine or get_engine()
     before = current_revision(engine)
+    order = [item["revision"] for item in revisions()]
+    if (
+        before in order
+        and target in order
+        and order.index(target) < order.index(before)
+    ):
+        raise InvalidInput(
+            f"revision {target} is below the current revision {before}.",
+            hint=f"To go back, run: qml db downgrade --to {target}",
+        )
     with engine.begin() as connection:
         command.upgrade(_config(connection), target)
     return before, current_revision(engine)

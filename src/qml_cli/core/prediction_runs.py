@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from qml_cli.core import clock, credits, ledger, metrics
 from qml_cli.core.db import session_scope
@@ -38,7 +40,7 @@ from qml_cli.core.models import (
 )
 from qml_cli.core.predictions import next_fire
 from qml_cli.core.seeds import operation_cost
-from qml_cli.errors import Conflict, InsufficientCredits, NotFound
+from qml_cli.errors import Conflict, InsufficientCredits, LockHeld, NotFound, QmlError
 
 log = get_logger("predict")
 OPERATION = "prediction"
@@ -79,6 +81,21 @@ def _with_timeout(seconds: float, fn: Callable[[], Any]) -> Any:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def check_finite(result: dict[str, Any]) -> None:
+    """Raise `ValueError` when a forecast has missing or non-finite numbers, so
+    such a run fails and is not charged."""
+    series = [result.get("point") or []]
+    for bounds in (result.get("intervals") or {}).values():
+        series += [bounds.get("lower") or [], bounds.get("upper") or []]
+    for values in series:
+        for value in values:
+            if value is None or not math.isfinite(value):
+                raise ValueError(
+                    "the forecast has non-finite values; the metric's magnitude is "
+                    "beyond what the models can fit"
+                )
 
 
 def fingerprint(times, values, prediction: AutoPrediction) -> str:
@@ -330,6 +347,8 @@ def _compute_and_store(
     timeout_ms,
     use_quantum,
 ) -> RunOutcome:
+    import numpy as np
+
     from qml_cli.core.forecasting import analyze_metric
 
     clock_start = time.perf_counter()
@@ -338,18 +357,22 @@ def _compute_and_store(
         with session_scope() as session:
             times, values = metrics.load_series(session, tenant, prediction.metric)
         digest = fingerprint(times, values, prediction)
-        result = _with_timeout(
-            timeout_ms / 1000,
-            lambda: analyze_metric(
-                times,
-                values,
-                metric_type=prediction.prediction_type,
-                horizon=prediction.horizon,
-                levels=prediction.levels["levels"],
-                missing=prediction.options.get("missing"),
-                use_quantum=use_quantum,
-            ),
-        )
+        # Overflow inside a model shows up as non-finite values, which check_finite
+        # rejects, so the warnings would only add noise to cron mail.
+        with np.errstate(all="ignore"):
+            result = _with_timeout(
+                timeout_ms / 1000,
+                lambda: analyze_metric(
+                    times,
+                    values,
+                    metric_type=prediction.prediction_type,
+                    horizon=prediction.horizon,
+                    levels=prediction.levels["levels"],
+                    missing=prediction.options.get("missing"),
+                    use_quantum=use_quantum,
+                ),
+            )
+        check_finite(result)
         status, error = "success", None
     except RunTimeout:
         result, status, error = (
@@ -427,7 +450,8 @@ def _worker_init(env_file: str | None) -> None:
 
 
 def _worker_execute(prediction_id: int, token: str, now_iso: str) -> dict:
-    return asdict(execute(prediction_id, token, now=dt.datetime.fromisoformat(now_iso)))
+    now = dt.datetime.fromisoformat(now_iso)
+    return asdict(execute_safely(prediction_id, token, now=now))
 
 
 def count_due(now: dt.datetime) -> int:
@@ -467,10 +491,49 @@ def run_due(
     if workers <= 1:
         while batch := claim(now=now, limit=1, worker=name, lease_s=lease_s):
             for prediction_id, token in batch:
-                record(execute(prediction_id, token, now=now))
-        return _summary(outcomes)
-    _run_pool(workers, now, name, lease_s, record)
-    return _summary(outcomes)
+                record(execute_safely(prediction_id, token, now=now))
+    else:
+        _run_pool(workers, now, name, lease_s, record)
+    summary = _summary(outcomes)
+    summary["still_due"] = count_due(now)
+    return summary
+
+
+def execute_safely(prediction_id: int, token: str, *, now: dt.datetime) -> RunOutcome:
+    """Run `execute`, turning an error that escapes it (a bad operation cost, a
+    database error) into a failed run, so one prediction cannot stop the others."""
+    try:
+        return execute(prediction_id, token, now=now)
+    except QmlError as exc:
+        error = str(exc)
+    except SQLAlchemyError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    log.error(
+        "prediction run failed",
+        extra={"operation": OPERATION, "success": False, "error": error},
+    )
+    started = clock.now()
+    outcome = RunOutcome(prediction_id, "", "", "failed", error=error)
+    try:
+        outcome.run_id = _finish(
+            prediction_id,
+            token,
+            now=now,
+            scheduled=True,
+            status="failed",
+            error=error,
+            started=started,
+        )
+    except (QmlError, SQLAlchemyError) as exc:  # the lease expires by itself
+        log.error(
+            "recording a failed prediction run failed",
+            extra={"operation": OPERATION, "success": False, "error": str(exc)},
+        )
+    with session_scope(readonly=True) as session:
+        prediction = session.get(AutoPrediction, prediction_id)
+        outcome.name = prediction.name
+        outcome.tenant = session.get(Tenant, prediction.tenant_id).slug
+    return outcome
 
 
 def _run_pool(
@@ -525,7 +588,7 @@ def run_one(prediction_id: int, *, now: dt.datetime | None = None) -> RunOutcome
                 f"prediction {prediction_id} is disabled.",
                 hint=f"Enable it with: qml predict enable {prediction_id}",
             )
-        raise Conflict(
+        raise LockHeld(
             f"prediction {prediction_id} is being run by {prediction.claimed_by}.",
             hint="Wait for that run to finish.",
         )

@@ -52,6 +52,13 @@ def next_fire(schedule: str, tz_name: str, after: dt.datetime) -> dt.datetime:
             schedule, after.astimezone(tz), max_years_between_matches=CRON_SEARCH_YEARS
         )
         fire = iterator.get_next(dt.datetime)
+        # When clocks go back, a fixed local time such as 02:30 occurs twice; like
+        # cron, run it once by requiring a later wall-clock time. Schedules with a
+        # wildcard hour keep running through the repeated hour.
+        if "*" not in fields[1]:
+            wall_after = after.astimezone(tz).replace(tzinfo=None)
+            while fire.astimezone(tz).replace(tzinfo=None) <= wall_after:
+                fire = iterator.get_next(dt.datetime)
     except CroniterBadDateError:
         raise InvalidInput(
             f"cron schedule {schedule!r} never fires.",
@@ -170,6 +177,8 @@ def resolve(session: Session, reference: str) -> AutoPrediction:
     """Find a prediction by integer id or by SLUG/NAME."""
     reference = reference.strip()
     if reference.isdigit():
+        if int(reference) > 2**31 - 1:
+            raise NotFound(f"prediction {reference!r} not found.")
         prediction = session.get(AutoPrediction, int(reference))
     elif "/" in reference:
         slug, _, name = reference.partition("/")

@@ -64,6 +64,7 @@ DEFAULT_OPERATION_COSTS = {
     "correlation": 1,
 }
 OPERATION_COSTS_KEY = "operation_costs"
+MAX_OPERATION_COST = 10_000
 
 PLAN_FIELDS = {
     "name": str,
@@ -88,8 +89,16 @@ REQUIRED_PLAN_FIELDS = (
 
 def load_plans_file(path: Path) -> list[dict[str, Any]]:
     """Read and validate a JSON list of plans; raise `InvalidInput` naming each problem."""
+    if path.is_dir():
+        raise InvalidInput(
+            f"plans file {path} is a directory.", hint="Pass a JSON file."
+        )
     try:
         plans = json.loads(path.read_text(encoding="utf-8"))
+    except PermissionError:
+        raise InvalidInput(
+            f"cannot read plans file {path}: permission denied."
+        ) from None
     except FileNotFoundError:
         raise InvalidInput(f"plans file not found: {path}.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -167,13 +176,23 @@ def seed_ml_config(
     """Store the operation costs: defaults for operations not stored yet, costs an
     operator already changed are kept, and `changes` overrides both."""
     changes = changes or {}
+    row = session.get(MlConfig, OPERATION_COSTS_KEY)
+    known = {**DEFAULT_OPERATION_COSTS, **(dict(row.value) if row else {})}
     for operation, cost in changes.items():
-        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
+        if operation not in known:
+            raise InvalidInput(
+                f"unknown operation {operation!r}.",
+                hint=f"Use one of: {', '.join(sorted(known))}.",
+            )
+        if (
+            not isinstance(cost, int)
+            or isinstance(cost, bool)
+            or not 0 <= cost <= MAX_OPERATION_COST
+        ):
             raise InvalidInput(
                 f"invalid cost {cost!r} for operation {operation!r}.",
-                hint="Costs are whole numbers of credits, 0 or more.",
+                hint=f"Costs are whole numbers of credits from 0 to {MAX_OPERATION_COST}.",
             )
-    row = session.get(MlConfig, OPERATION_COSTS_KEY)
     stored = dict(row.value) if row else {}
     merged = {**DEFAULT_OPERATION_COSTS, **stored, **changes}
     if row is None:

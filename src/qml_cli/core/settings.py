@@ -168,7 +168,7 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "LOG_LEVEL",
         "choice",
-        "INFO",
+        "WARNING",
         "minimum level of the JSON logs",
         choices=LOG_LEVELS,
         used_by="every command",
@@ -187,6 +187,11 @@ class Settings:
     sources: dict[str, str]
     env_file: Path | None = None
     home: Path = field(default_factory=lambda: default_home())
+    # "NAME: reason" for each value that failed validation (non-strict loads only);
+    # such a setting holds its default in `values`.
+    problems: tuple[str, ...] = ()
+    # Variables outside SPECS read from the env file, such as QML_LOG_FILE.
+    extras: dict[str, str] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         values = object.__getattribute__(self, "values")
@@ -254,15 +259,30 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise InvalidInput(
             f"env file not found: {path}.", hint="Pass an existing file to --env-file."
         )
-    return {
-        key: value for key, value in dotenv_values(path).items() if value is not None
-    }
+    stat = path.stat()
+    cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if cache_key not in _env_file_cache:
+        # python-dotenv warns once per unparsable line; reading once keeps it to one.
+        _env_file_cache[cache_key] = {
+            key: value
+            for key, value in dotenv_values(path).items()
+            if value is not None
+        }
+    return dict(_env_file_cache[cache_key])
+
+
+_env_file_cache: dict[tuple[str, int, int], dict[str, str]] = {}
+EXTRA_VARIABLES = ("QML_LOG_FILE",)
 
 
 def load_settings(
-    env_file: Path | None = None, environ: dict[str, str] | None = None
+    env_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    strict: bool = True,
 ) -> Settings:
-    """Load and validate every setting; raise `InvalidInput` listing all problems."""
+    """Load and validate every setting; raise `InvalidInput` listing all problems,
+    or with `strict=False` return them in `Settings.problems`."""
     environ = dict(os.environ if environ is None else environ)
     file_values: dict[str, str] = {}
     file_label = None
@@ -292,12 +312,23 @@ def load_settings(
             values[spec.name] = spec.default
         sources[spec.name] = source
 
-    if problems:
+    if problems and strict:
         raise InvalidInput(
             "invalid settings:\n  " + "\n  ".join(problems),
             hint="\nFix these variables in the environment or the env file.",
         )
-    return Settings(values=values, sources=sources, env_file=env_file)
+    extras = {
+        name: environ.get(name) or file_values.get(name, "")
+        for name in EXTRA_VARIABLES
+        if environ.get(name) or file_values.get(name)
+    }
+    return Settings(
+        values=values,
+        sources=sources,
+        env_file=env_file,
+        problems=tuple(problems),
+        extras=extras,
+    )
 
 
 _current: Settings | None = None
@@ -309,6 +340,11 @@ def configure(env_file: Path | None) -> None:
     global _current, _env_file
     _env_file = env_file
     _current = None
+
+
+def load_lenient() -> Settings:
+    """Load the settings of this process without raising on invalid values."""
+    return load_settings(_env_file, strict=False)
 
 
 def get_settings() -> Settings:

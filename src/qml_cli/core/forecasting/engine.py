@@ -50,7 +50,9 @@ def forecast_metric(
         dates, numbers, frequency, policy, aggregate
     )
     periods = calendar.season_lengths(frequency, len(series))
-    nonnegative = metric_type in NONNEGATIVE_TYPES
+    # Sales with returns can have negative days; only a history that never went
+    # below zero makes the forecast floor at zero a fact rather than a guess.
+    nonnegative = metric_type in NONNEGATIVE_TYPES and bool(np.min(series) >= 0)
 
     if np.ptp(series) == 0:
         result, notes = _constant(series, horizon, levels_checked), ()
