@@ -342,7 +342,7 @@ def info(json_output: JsonOption = False) -> None:
             "qaoa_optimisation_complex128": statevector.largest_fitting(48, available),
             "grover": statevector.largest_fitting(9, available),
         },
-        "block_qubits": kernels.BLOCK_BITS,
+        "block_bytes": kernels.BLOCK_BYTES,
         "blas_threads": _blas_threads(),
     }
     if json_output:
@@ -353,7 +353,7 @@ def info(json_output: JsonOption = False) -> None:
         "dtypes": "complex128 (default), complex64",
         **{f"largest n, {key.replace('_', ' ')}": value
            for key, value in document["largest_qubits"].items()},
-        "cache block": f"2^{kernels.BLOCK_BITS} amplitudes",
+        "cache block": statevector.format_bytes(kernels.BLOCK_BYTES),
         "BLAS threads": document["blas_threads"],
     })
 

@@ -31,9 +31,10 @@ from qml_cli.quantum.qubo import EnergyTable
 # column of the pair; see `_mix_high`.
 PairHook = Callable[[np.ndarray, int], None]
 
-# 2^15 complex128 amplitudes are 512 KiB, so a block and its two plane buffers
-# (another 1 MiB) fit in a 2 MiB L2 cache.
-BLOCK_BITS = 15
+# A block is 256 KiB of amplitudes (2^14 complex128 or 2^15 complex64); with its
+# two plane buffers it takes 768 KiB, inside the 1 MiB L2 cache of a Zen 4 core.
+# On the benchmark at n = 24 this ran 10 to 20% faster than twice the block.
+BLOCK_BYTES = 1 << 18
 GROUP_BITS = 4
 SLAB_COLUMNS = 64
 
@@ -62,9 +63,14 @@ def _split(bits: int, size: int) -> tuple[int, ...]:
     return tuple(base + 1 if i < extra else base for i in range(count))
 
 
-def make_plan(num_qubits: int, block_bits: int = BLOCK_BITS,
-              group_bits: int = GROUP_BITS) -> MixerPlan:
-    """Return the group plan for `num_qubits` qubits."""
+def make_plan(num_qubits: int, block_bits: int | None = None,
+              group_bits: int = GROUP_BITS, itemsize: int = 16) -> MixerPlan:
+    """Return the group plan for `num_qubits` qubits of `itemsize`-byte amplitudes.
+
+    The block defaults to `BLOCK_BYTES` of amplitudes.
+    """
+    if block_bits is None:
+        block_bits = (BLOCK_BYTES // itemsize).bit_length() - 1
     block = min(num_qubits, block_bits)
     high = num_qubits - block
     columns = min(SLAB_COLUMNS, 1 << block)

@@ -51,7 +51,8 @@ class QaoaSimulator:
         if plan is not None and plan.num_qubits != stored_qubits:
             raise ValueError(f"the plan is for {plan.num_qubits} qubits, the stored "
                              f"state has {stored_qubits}")
-        self.plan = plan or kernels.make_plan(stored_qubits)
+        self.plan = plan or kernels.make_plan(stored_qubits,
+                                              itemsize=self.dtype.itemsize)
         self.work = kernels.Workspace(self.plan, self.dtype)
         self.pair_work = kernels.Workspace(self.plan, self.dtype, vectors=2) \
             if gradients else None
