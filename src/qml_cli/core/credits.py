@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from qml_cli.core import clock, ledger, ledger_settle
+from qml_cli.core import clock, ledger, ledger_fast, ledger_settle
 from qml_cli.core.credit_changes import derive_grant_key, grant, refund, set_plan
 from qml_cli.core.credit_holds import commit_hold, release_hold
 from qml_cli.core.credit_jobs import expire_all, reset_monthly
-from qml_cli.core.models import MlCreditHold, MlUsageHistory, Tenant
+from qml_cli.core.models import MlCreditHold, MlCredits, MlUsageHistory, Tenant
 from qml_cli.errors import Conflict, InsufficientCredits, InvalidInput
 
 __all__ = [
@@ -145,46 +145,37 @@ def _charge(
     ledger.validate_amount(amount)
     ledger.validate_key(key)
     ledger.validate_operation(operation)
-    locked = ledger_settle.prepare(session, tenant, now)
-    # Looked up under the lock, so a racer with the same key has committed by now.
-    entry = session.scalar(
-        select(MlUsageHistory).where(MlUsageHistory.idempotency_key == key)
-    )
-    if entry is not None:
-        return _replayed(
-            session, tenant, entry, amount, operation, hold_seconds is not None
+    held = hold_seconds is not None
+    if not held:
+        fast = ledger_fast.try_consume(
+            session,
+            tenant,
+            amount,
+            operation=operation,
+            key=key,
+            now=now,
+            context=context,
+            processing_time_ms=processing_time_ms,
         )
-    _check_active(tenant)
-
+        if fast is not None:
+            return _new_charge(tenant, amount, fast[0], hold_id=None, enabled=fast[1])
+    locked = ledger_settle.prepare(session, tenant, now)
     account = locked.account
     cost = amount if locked.credits_enabled else 0
+    if held or tenant.status != "active" or cost > ledger.balance(account):
+        # Looked up under the lock, so a racer with the same key has committed.
+        entry = _stored_charges(session, [key]).get(key)
+        if entry is not None:
+            return _replayed(session, tenant, entry, amount, operation, held)
+    _check_active(tenant)
     if cost > ledger.balance(account):
         raise _shortfall(tenant, ledger.balance(account), cost, operation)
-    buckets = (
-        ledger.draw(session, tenant, account, cost, now, locked.grants) if cost else {}
-    )
+
+    buckets = ledger.draw(session, tenant, account, cost, now, locked.grants)
     context = {**(context or {}), "amount": amount}
     if not locked.credits_enabled:
         context["credits_disabled"] = True
-    hold = None
-    if hold_seconds is not None:
-        hold = MlCreditHold(
-            tenant_id=tenant.id,
-            operation=operation,
-            amount=cost,
-            idempotency_key=key,
-            status="pending",
-            created_at=now,
-            expires_at=now + dt.timedelta(seconds=hold_seconds),
-        )
-        session.add(hold)
-        session.flush()
-        account.held += cost
-        context["hold_id"] = hold.id
-    entry = ledger.append_entry(
-        session,
-        tenant,
-        account,
+    fields = dict(
         kind="consume",
         operation=operation,
         buckets=buckets,
@@ -193,18 +184,79 @@ def _charge(
         context=context,
         processing_time_ms=processing_time_ms,
     )
+    hold = (
+        _open_hold(session, tenant, account, cost, now, hold_seconds, fields)
+        if held
+        else None
+    )
+    if held:
+        row = ledger.append_entry(session, tenant, account, **fields)
+        entry = {name: getattr(row, name) for name in ("id", *ledger.ENTRY_COLUMNS)}
+    else:
+        entry = ledger.insert_entry_once(session, tenant, account, **fields)
+    if entry is None:
+        # The key was taken after all (the rows are unique, not only the lookup):
+        # drop this draw, which was never flushed, and return the stored charge.
+        for changed in (account, *locked.grants):
+            session.expire(changed)
+        stored = _stored_charges(session, [key])[key]
+        return _replayed(session, tenant, stored, amount, operation, held)
+    return _new_charge(
+        tenant,
+        amount,
+        entry,
+        hold_id=hold.id if hold else None,
+        enabled=locked.credits_enabled,
+    )
+
+
+def _new_charge(
+    tenant: Tenant,
+    amount: int,
+    entry: dict[str, Any],
+    *,
+    hold_id: int | None,
+    enabled: bool,
+) -> Charge:
+    """Build the result of a new charge from its ledger row's column values."""
     return Charge(
         tenant=tenant.slug,
-        operation=operation,
+        operation=entry["operation"],
         amount=amount,
-        charged=cost,
-        balance_after=entry.balance_after,
-        buckets=entry.buckets,
-        idempotency_key=key,
-        ledger_id=entry.id,
-        hold_id=hold.id if hold else None,
-        credits_enabled=locked.credits_enabled,
+        charged=-entry["credits"],
+        balance_after=entry["balance_after"],
+        buckets=entry["buckets"],
+        idempotency_key=entry["idempotency_key"],
+        ledger_id=entry["id"],
+        hold_id=hold_id,
+        credits_enabled=enabled,
     )
+
+
+def _open_hold(
+    session: Session,
+    tenant: Tenant,
+    account: MlCredits,
+    cost: int,
+    now: dt.datetime,
+    hold_seconds: float,
+    fields: dict[str, Any],
+) -> MlCreditHold:
+    """Add the pending hold of a reservation and note it in the row's context."""
+    hold = MlCreditHold(
+        tenant_id=tenant.id,
+        operation=fields["operation"],
+        amount=cost,
+        idempotency_key=fields["idempotency_key"],
+        status="pending",
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=hold_seconds),
+    )
+    session.add(hold)
+    session.flush()
+    account.held += cost
+    fields["context"]["hold_id"] = hold.id
+    return hold
 
 
 def consume(
@@ -287,7 +339,7 @@ def consume_batch(
             context=context,
             processing_time_ms=item.processing_time_ms,
         )
-        rows.append({column: getattr(entry, column) for column in _ENTRY_COLUMNS})
+        rows.append({column: getattr(entry, column) for column in ledger.ENTRY_COLUMNS})
     if rows:
         statement = insert(MlUsageHistory).returning(
             MlUsageHistory.id, sort_by_parameter_order=True
@@ -315,22 +367,6 @@ def consume_batch(
             charge.replayed = False
         charges.append(charge)
     return charges
-
-
-_ENTRY_COLUMNS = (
-    "tenant_id",
-    "operation",
-    "kind",
-    "credits",
-    "balance_after",
-    "buckets",
-    "idempotency_key",
-    "processing_time_ms",
-    "success",
-    "error",
-    "context",
-    "created_at",
-)
 
 
 def _row_entry(row: dict[str, Any], ledger_id: int) -> MlUsageHistory:

@@ -15,14 +15,17 @@ change or a refund never refills more than the period's allowance.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from qml_cli.core import clock
 from qml_cli.core.logs import get_logger
 from qml_cli.core.models import (
+    FeatureFlag,
     MlCreditGrant,
     MlCredits,
     MlUsageHistory,
@@ -41,11 +44,35 @@ FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 def lock_account(session: Session, tenant: Tenant) -> MlCredits:
     """Return the tenant's credit account, locked until the transaction ends."""
-    statement = select(MlCredits).where(MlCredits.tenant_id == tenant.id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    statement = statement.execution_options(populate_existing=True)
-    return session.execute(statement).scalar_one()
+    return lock_account_with_flags(session, tenant, ())[0]
+
+
+def lock_account_with_flags(
+    session: Session, tenant: Tenant, names: Sequence[str]
+) -> tuple[MlCredits, dict[str, bool]]:
+    """Lock the tenant's account and read the stored feature flags `names` in the
+    same statement; return the account and the flags that are set."""
+    statement = _lock_statement(session.get_bind().dialect.name, tuple(names))
+    row = session.execute(statement, {"tenant_id": tenant.id}).one()
+    stored = {name: value for name, value in zip(names, row[1:], strict=True)}
+    return row[0], {
+        name: bool(value) for name, value in stored.items() if value is not None
+    }
+
+
+@functools.cache
+def _lock_statement(dialect: str, names: tuple[str, ...]) -> Select:
+    """Build once the statement that locks an account and reads stored flags."""
+    flags = [
+        select(FeatureFlag.enabled).where(FeatureFlag.name == name).scalar_subquery()
+        for name in names
+    ]
+    statement = select(MlCredits, *flags).where(
+        MlCredits.tenant_id == bindparam("tenant_id")
+    )
+    if dialect == "postgresql":
+        statement = statement.with_for_update(of=MlCredits)
+    return statement.execution_options(populate_existing=True)
 
 
 def balance(account: MlCredits) -> int:
@@ -58,7 +85,7 @@ def allowance_target(account: MlCredits) -> int:
     return max(0, account.allowance + account.carried - account.used_this_period)
 
 
-def new_entry(
+def entry_values(
     tenant: Tenant,
     account: MlCredits,
     *,
@@ -71,43 +98,105 @@ def new_entry(
     error: str | None = None,
     context: dict[str, Any] | None = None,
     processing_time_ms: float | None = None,
-) -> MlUsageHistory:
-    """Build one ledger row; `buckets` must already be applied to the account."""
+) -> dict[str, Any]:
+    """Return the column values of one ledger row; `buckets` must already be
+    applied to `account`, whose `updated_at` becomes `now`."""
     account.updated_at = now
-    return MlUsageHistory(
-        tenant_id=tenant.id,
-        operation=operation,
-        kind=kind,
-        credits=sum(buckets.values()),
-        balance_after=balance(account),
-        buckets={name: value for name, value in buckets.items() if value},
-        idempotency_key=idempotency_key,
-        success=success,
-        error=error,
-        context=context or {},
-        processing_time_ms=processing_time_ms,
-        created_at=now,
-    )
+    return {
+        "tenant_id": tenant.id,
+        "operation": operation,
+        "kind": kind,
+        "credits": sum(buckets.values()),
+        "balance_after": balance(account),
+        "buckets": {name: value for name, value in buckets.items() if value},
+        "idempotency_key": idempotency_key,
+        "processing_time_ms": processing_time_ms,
+        "success": success,
+        "error": error,
+        "context": context or {},
+        "created_at": now,
+    }
+
+
+def new_entry(tenant: Tenant, account: MlCredits, **fields: Any) -> MlUsageHistory:
+    """Build one ledger row object (see `entry_values` for the fields)."""
+    return MlUsageHistory(**entry_values(tenant, account, **fields))
 
 
 def append_entry(
     session: Session, tenant: Tenant, account: MlCredits, **fields: Any
 ) -> MlUsageHistory:
     """Append and flush one ledger row (see `new_entry` for the fields)."""
-    entry = new_entry(tenant, account, **fields)
+    values = entry_values(tenant, account, **fields)
+    entry = MlUsageHistory(**values)
     session.add(entry)
     session.flush()
+    log_entry(values)
+    return entry
+
+
+def insert_entry_once(
+    session: Session, tenant: Tenant, account: MlCredits, **fields: Any
+) -> dict[str, Any] | None:
+    """Insert one ledger row unless its idempotency key is taken; return its
+    column values with its `id`, or None when the key exists.
+
+    The insert (`ON CONFLICT DO NOTHING RETURNING id`) runs on the session's
+    connection without flushing the session first, so that a caller can discard
+    its unflushed account changes when the key turns out to be a replay."""
+    values = entry_values(tenant, account, **fields)
+    statement = insert_once_statement(session.get_bind().dialect.name)
+    values["id"] = session.connection().execute(statement, values).scalar()
+    if values["id"] is None:
+        return None
+    log_entry(values)
+    return values
+
+
+@functools.cache
+def insert_once_statement(dialect: str) -> Insert:
+    """Build once the Core insert of a ledger row that skips a taken key."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = MlUsageHistory.__table__
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id)
+    )
+
+
+# The columns a ledger row is inserted with (the id comes from the database).
+ENTRY_COLUMNS = (
+    "tenant_id",
+    "operation",
+    "kind",
+    "credits",
+    "balance_after",
+    "buckets",
+    "idempotency_key",
+    "processing_time_ms",
+    "success",
+    "error",
+    "context",
+    "created_at",
+)
+
+
+def log_entry(values: dict[str, Any]) -> None:
+    """Log one ledger row given its column values."""
     log.info(
         "ledger entry",
         extra={
-            "operation": entry.operation,
-            "tenant_id": tenant.id,
-            "credits_used": -entry.credits if entry.kind == "consume" else 0,
-            "success": entry.success,
-            "processing_time": entry.processing_time_ms,
+            "operation": values["operation"],
+            "tenant_id": values["tenant_id"],
+            "credits_used": -values["credits"] if values["kind"] == "consume" else 0,
+            "success": values["success"],
+            "processing_time": values["processing_time_ms"],
         },
     )
-    return entry
 
 
 def burn_order(grant: MlCreditGrant) -> tuple:

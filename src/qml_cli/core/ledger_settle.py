@@ -329,14 +329,15 @@ def settle(
         settled.resets = roll_periods(session, tenant, account, now)
         settled.holds_released = sum(item["holds_released"] for item in settled.resets)
     settled.grants_activated = activate_grants(session, tenant, account, now)
+    if account.held > 0 or all_holds:
+        settled.holds_released += expire_holds(session, tenant, account, now)
     if all_grants:
         settled.grants_expired = expire_grants(session, tenant, account, now)
+    # After the holds, whose release may give credits back to a used-up grant.
     if account.grant_remaining > 0:
         settled.grants = end_grants(
             session, tenant, account, ledger.active_grants(session, tenant), now
         )
-    if account.held > 0 or all_holds:
-        settled.holds_released += expire_holds(session, tenant, account, now)
     return settled
 
 
@@ -351,12 +352,22 @@ class Locked:
 
 def prepare(session: Session, tenant: Tenant, now: dt.datetime) -> Locked:
     """Lock the tenant's account, settle it at `now` and read the credit switches
-    (ML_CREDITS_ENABLED and MONTHLY_RESET_ENABLED, stored flags first)."""
-    from qml_cli.core.flags import effective_settings
+    ML_CREDITS_ENABLED and MONTHLY_RESET_ENABLED.
 
-    values = effective_settings(session)
-    account = ledger.lock_account(session, tenant)
+    A switch that `qml_cli.core.flags` lets the database override is read in the
+    lock statement, so a stored flag wins over the environment as in
+    `flags.effective_settings`, without a query of its own."""
+    from qml_cli.core.flags import FLAG_SETTINGS
+    from qml_cli.core.settings import get_settings
+
+    values = dict(get_settings().values)
+    names = [name for name in SWITCHES if name in FLAG_SETTINGS]
+    account, stored = ledger.lock_account_with_flags(session, tenant, names)
+    values.update(stored)
     settled = settle(
         session, tenant, account, now, resets_enabled=values["MONTHLY_RESET_ENABLED"]
     )
     return Locked(account, settled.grants, values["ML_CREDITS_ENABLED"])
+
+
+SWITCHES = ("ML_CREDITS_ENABLED", "MONTHLY_RESET_ENABLED")
