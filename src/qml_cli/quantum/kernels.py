@@ -73,7 +73,12 @@ def make_plan(num_qubits: int, block_bits: int | None = None,
         block_bits = (BLOCK_BYTES // itemsize).bit_length() - 1
     block = min(num_qubits, block_bits)
     high = num_qubits - block
-    columns = min(SLAB_COLUMNS, 1 << block)
+    # A slab holds about one block of amplitudes, in rows of at least
+    # SLAB_COLUMNS, and at most half the columns so that it has a mirror slab.
+    width = 1 << block
+    columns = width
+    if width >= 2 * SLAB_COLUMNS:
+        columns = min(max(SLAB_COLUMNS, width >> high), width // 2)
     return MixerPlan(num_qubits, block, _split(block, group_bits),
                      _split(high, group_bits), columns)
 
