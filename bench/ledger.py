@@ -49,12 +49,14 @@ BENCH_PLAN = "bench_unlimited"
 
 @dataclass
 class Figures:
-    """Throughput and latency of one run; `rate` counts charges for a batch run."""
+    """Throughput, latency and client CPU of one run. `rate` counts charges, which
+    differ from transactions in a batch run."""
 
     tps: float
     p50_ms: float
     p99_ms: float
     rate: float
+    client_cpu_ms: float
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -144,6 +146,7 @@ def run_pgbench(
     pgbench: str, admin_url: str, name: str, clients: int, seconds: int
 ) -> Figures:
     url = make_url(server_dsn(admin_url, name))
+    cpu_before = children_cpu()
     with tempfile.TemporaryDirectory() as folder:
         prefix = str(Path(folder) / "log")
         output = subprocess.run(
@@ -179,7 +182,18 @@ def run_pgbench(
             for line in path.read_text().splitlines():
                 latencies.append(int(line.split()[2]) / 1000)
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection", output)[1])
-    return Figures(tps, percentile(latencies, 0.5), percentile(latencies, 0.99), tps)
+    cpu_ms = (children_cpu() - cpu_before) * 1000 / (tps * seconds)
+    return Figures(
+        tps, percentile(latencies, 0.5), percentile(latencies, 0.99), tps, cpu_ms
+    )
+
+
+def children_cpu() -> float:
+    """Return the CPU seconds (user and system) of the finished child processes."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def qml_worker(
@@ -212,6 +226,7 @@ def qml_worker(
     latencies: list[float] = []
     charges = 0
     barrier.wait()
+    cpu_started = time.process_time()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         started = time.perf_counter()
@@ -227,12 +242,14 @@ def qml_worker(
                 )
                 charges += 1
         latencies.append((time.perf_counter() - started) * 1000)
-    results.put((len(latencies), charges, latencies))
+    results.put((len(latencies), charges, latencies, time.process_time() - cpu_started))
 
 
 def run_qml(
     url: str, tenant_ids: list[int], clients: int, seconds: int, batch: int, run: int
 ) -> tuple[Figures, int]:
+    """Run `clients` spawned workers for `seconds`; return their figures and the
+    charges they made."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(clients + 1)
     results = context.Queue()
@@ -254,9 +271,11 @@ def run_qml(
     for worker in workers:
         worker.start()
     barrier.wait()
+
     collected = [results.get(timeout=seconds + 120) for _ in workers]
     for worker in workers:
         worker.join(60)
+
     transactions = sum(item[0] for item in collected)
     charges = sum(item[1] for item in collected)
     latencies = [value for item in collected for value in item[2]]
@@ -265,6 +284,7 @@ def run_qml(
         percentile(latencies, 0.5),
         percentile(latencies, 0.99),
         charges / seconds,
+        sum(item[3] for item in collected) * 1000 / max(transactions, 1),
     )
     return figures, charges
 
@@ -295,16 +315,18 @@ def check_ledger(url: str, charged: int) -> dict:
 
 def table(rows: list[tuple[int, Figures, Figures, Figures]], batch: int) -> str:
     lines = [
-        "| clients | pgbench tps | p50 ms | p99 ms | qml consume tps | p50 ms | p99 ms "
-        f"| ratio | batch of {batch}: charges/s | p50 ms | p99 ms | batch / pgbench |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| clients | pgbench tps | p50 ms | p99 ms | client CPU ms/tx "
+        "| qml consume tps | p50 ms | p99 ms | client CPU ms/tx | ratio "
+        f"| batch of {batch}: charges/s | p50 ms | p99 ms | batch / pgbench |",
+        "|---:" * 14 + "|",
     ]
     for clients, base, single, batched in rows:
         lines.append(
             f"| {clients} | {base.tps:.0f} | {base.p50_ms:.2f} | {base.p99_ms:.2f} "
+            f"| {base.client_cpu_ms:.3f} "
             f"| {single.tps:.0f} | {single.p50_ms:.2f} | {single.p99_ms:.2f} "
-            f"| {single.tps / base.tps:.2f} | {batched.rate:.0f} "
-            f"| {batched.p50_ms:.2f} | {batched.p99_ms:.2f} "
+            f"| {single.client_cpu_ms:.3f} | {single.tps / base.tps:.2f} "
+            f"| {batched.rate:.0f} | {batched.p50_ms:.2f} | {batched.p99_ms:.2f} "
             f"| {batched.rate / base.tps:.1f} |"
         )
     return "\n".join(lines)
@@ -322,7 +344,7 @@ def main() -> None:
     parser.add_argument(
         "--admin-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="server to create the throwaway database on",
+        help="PostgreSQL URL of the server to create the throwaway database on",
     )
     parser.add_argument("--seconds", type=int, default=10, help="seconds per run")
     parser.add_argument(

@@ -221,7 +221,7 @@ def test_crash_between_reserve_and_commit(engine, db):
 
 
 @pytest.mark.parametrize("order", [("reset", "expire"), ("expire", "reset")])
-def test_hold_timed_out_before_period_end_returns_to_it(db, order):
+def test_expired_hold_returns_to_its_period(db, order):
     from qml_cli.core.models import SubscriptionPlan
 
     with db() as session:

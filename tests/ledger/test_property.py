@@ -1,8 +1,8 @@
 """Random sequences of ledger operations against a plain-Python reference model.
 
-After every step the database, settled at the current instant inside a transaction
-that is rolled back, must hold the same balances as the model; no balance may be
-negative and the audit must be clean.
+After every step, the database is settled at the current instant inside a
+transaction that is then rolled back, and it must hold the same balances as the
+model. No balance may be negative, and the audit must be clean.
 """
 
 from __future__ import annotations

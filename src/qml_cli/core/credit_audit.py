@@ -1,10 +1,14 @@
 """The ledger audit: recompute every cached balance from the ledger rows.
 
-Checks per tenant: each row's buckets sum to its credits and its `balance_after`
-continues the running sum; the bucket sums equal the cached allowance, grant and
-per-grant balances; no balance is negative; the allowance left matches the
-period's allowance, rollover and use; `held` equals the pending holds; and every
-hold has its reservation row plus a release or commit row that fits its status.
+Checks per tenant:
+
+- each row's buckets sum to its credits, and its `balance_after` continues the
+  running sum of credits;
+- the bucket sums equal the cached allowance, grant and per-grant balances, and
+  no balance is negative;
+- the allowance left matches the period's allowance, rollover and use;
+- `held` equals the pending holds, and every hold has its reservation row plus
+  the release or commit row that fits its status.
 """
 
 from __future__ import annotations

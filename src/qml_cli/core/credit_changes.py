@@ -222,7 +222,7 @@ def refund(
     """Return what the consumption with `key` took, to its buckets, once.
 
     Shares of buckets that have expired since (a past period's allowance, an
-    expired grant) are not restored; `refunded` says how much was."""
+    expired grant) are not restored, and `refunded` reports how much was."""
     now = now or clock.now()
     ledger.validate_key(key)
     charge = session.scalar(

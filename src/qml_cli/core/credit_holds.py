@@ -1,8 +1,8 @@
 """Commit and release of credit holds taken by `credits.reserve`.
 
 A hold's credits leave the buckets at reserve time. Committing keeps them spent and
-writes a zero-credit `commit` row (with the processing time); releasing returns
-them to the buckets they came from, as far as those are still live.
+writes a zero-credit `commit` row with the processing time. Releasing returns them
+to the buckets they came from, as far as those are still live.
 """
 
 from __future__ import annotations

@@ -160,8 +160,9 @@ def _resets_enabled(session: Session) -> bool:
 def status(
     session: Session, tenant: Tenant, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Balances of the current period as of `now`; `reset_pending` says that the
-    stored account is behind (the next write or reset-monthly writes the reset)."""
+    """Return the balances of the current period as of `now`. `reset_pending` is
+    True when the stored account is behind, and the next write or reset-monthly
+    then writes the reset."""
     now = now or clock.now()
     account = session.scalar(select(MlCredits).where(MlCredits.tenant_id == tenant.id))
     view = project_period(session, tenant, account, now, _resets_enabled(session))

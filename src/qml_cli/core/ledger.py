@@ -1,6 +1,6 @@
 """Ledger mechanics: account locks, bucket draws and restores, ledger rows.
 
-Every change of a balance is one `ml_usage_history` row whose `buckets` field says
+Every change of a balance is one `ml_usage_history` row whose `buckets` field records
 which buckets (`allowance`, `grant:ID`) it moved. The cached balances in
 `ml_credits` and `ml_credit_grants.remaining` always equal the sums of those
 rows, and `qml credits audit` checks it. Callers hold the account lock
@@ -81,7 +81,7 @@ def balance(account: MlCredits) -> int:
 
 
 def allowance_target(account: MlCredits) -> int:
-    """The allowance left that the period's figures imply (never negative)."""
+    """Return the allowance left that the period's figures imply (never negative)."""
     return max(0, account.allowance + account.carried - account.used_this_period)
 
 
@@ -337,7 +337,7 @@ def open_account(
 
 
 def reset_key(tenant: Tenant, period_start: dt.datetime) -> str:
-    """The unique key of a period's reset row, so each period resets once."""
+    """Return the unique key of a period's reset row, so each period resets once."""
     return f"reset:{tenant.id}:{period_start:%Y-%m-%dT%H:%MZ}"
 
 

@@ -2,12 +2,12 @@
 
 Most consumptions find an account with nothing to settle (the period runs, no
 grants or holds) and enough allowance left. For those, `try_consume` locks the
-account and reads the tenant's status and the stored credit flag in one statement,
-inserts the ledger row unless its key is taken, and updates the balance (on
-PostgreSQL the insert and the update are one statement), without building ORM
-objects. Whenever anything else could apply (a due reset, grants,
-holds, a disabled tenant, a short balance or a taken key) it returns None before
-writing anything, and the caller takes the general path under the same lock.
+account and reads the tenant's status and the stored credit flag in one statement.
+A second statement inserts the ledger row unless its key is taken and then updates
+the balance (SQLite needs two statements for that), and no ORM objects are built.
+Whenever anything else could apply (a due reset, grants, holds, a disabled tenant,
+a short balance or a taken key), it returns None before writing anything, and the
+caller takes the general path under the same lock.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def _update_statement() -> Update:
 @functools.cache
 def _write_statement_postgresql() -> Update:
     """Build once the PostgreSQL statement that inserts the ledger row unless its
-    key is taken and, only if it inserted, updates the account; it returns the
-    new row's id or no row."""
+    key is taken. Only when the row was inserted does it update the account, and
+    it returns the new row's id (no row otherwise)."""
     from sqlalchemy.dialects.postgresql import insert
 
     history = MlUsageHistory.__table__

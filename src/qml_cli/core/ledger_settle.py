@@ -298,7 +298,7 @@ def release(
 
 @dataclass
 class Settled:
-    """What `settle` changed, and the live grants in burn order."""
+    """The changes `settle` made, and the live grants in burn order."""
 
     grants: list[MlCreditGrant]
     resets: list[dict[str, Any]] = field(default_factory=list)
@@ -322,8 +322,8 @@ def settle(
 
     Without `all_grants` and `all_holds`, each step runs only when the cached
     account shows it can change a balance, so a consumption of an account without
-    grants or holds reads nothing more; `qml credits expire` passes both to also
-    close used-up grants and holds of 0 credits."""
+    grants or holds reads nothing more. `qml credits expire` passes both, so that
+    it also closes used-up grants and holds of 0 credits."""
     settled = Settled(grants=[])
     if resets_enabled:
         settled.resets = roll_periods(session, tenant, account, now)
