@@ -80,6 +80,19 @@ def server_dsn(admin_url: str, database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def server_options(url) -> list[str]:
+    """Return the pgbench options that name the server, user and database of `url`."""
+    return [
+        "-h",
+        url.host or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.username or "postgres",
+        url.database,
+    ]
+
+
 def prepare_database(admin_url: str, tenants: int, pgbench: str) -> str:
     """Create the throwaway database with both schemas; return its name."""
     from qml_cli.core import migrate, seeds
@@ -98,13 +111,7 @@ def prepare_database(admin_url: str, tenants: int, pgbench: str) -> str:
             "-s",
             "1",
             "-q",
-            "-h",
-            url.host or "127.0.0.1",
-            "-p",
-            str(url.port or 5432),
-            "-U",
-            url.username or "postgres",
-            name,
+            *server_options(url),
         ],
         check=True,
         capture_output=True,
@@ -165,13 +172,7 @@ def run_pgbench(
                 str(seconds),
                 "-l",
                 f"--log-prefix={prefix}",
-                "-h",
-                url.host or "127.0.0.1",
-                "-p",
-                str(url.port or 5432),
-                "-U",
-                url.username or "postgres",
-                name,
+                *server_options(url),
             ],
             check=True,
             capture_output=True,
