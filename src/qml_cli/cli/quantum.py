@@ -42,12 +42,26 @@ def _settings():
     return get_settings()
 
 
+def _quantum_enabled(settings) -> bool:
+    """Return QUANTUM_ALGORITHMS_ENABLED with a flag stored by `rollback --ml-only`
+    taking precedence; without a reachable database the environment decides."""
+    from qml_cli.core.db import session_scope
+    from qml_cli.core.flags import effective_settings
+    from qml_cli.errors import QmlError
+
+    try:
+        with session_scope(readonly=True) as session:
+            return bool(effective_settings(session)["QUANTUM_ALGORITHMS_ENABLED"])
+    except QmlError:
+        return bool(settings.quantum_algorithms_enabled)
+
+
 def _solve(model, p: int, seed: int, objective: str, cvar_alpha: float, init: str,
            dtype: str, allow_classical: bool) -> dict[str, Any]:
     from qml_cli.quantum.solve import solve_subset_qubo
 
     settings = _settings()
-    enabled = bool(settings.quantum_algorithms_enabled)
+    enabled = _quantum_enabled(settings)
     options = dict(p=p, seed=seed, max_iterations=settings.qaoa_iterations,
                    min_confidence=settings.sqd_confidence, shots=1024, dtype=dtype,
                    objective=objective, cvar_alpha=cvar_alpha,
@@ -241,7 +255,7 @@ def grover_command(
     settings = _settings()
     document: dict[str, Any] = {"qubits": qubits, "marked_count": int(mask.sum()),
                                 "classical": grover.classical_scan(mask)}
-    if not settings.quantum_algorithms_enabled:
+    if not _quantum_enabled(settings):
         document["quantum_status"] = DISABLED
         document["quantum"] = None
     elif qubits < settings.grover_threshold:
