@@ -169,7 +169,7 @@ def run(sizes: list[int], depths: list[int], repeat: int, dtype: str,
 
 
 HEADER = ("| n | p | qml s/expectation | qml s/layer | layer / bandwidth pass | "
-          "bandwidth pass s | peak / state | Aer s | Aer / qml | |E_aer - E_qml| |")
+          "bandwidth pass s | peak / state | Aer s | Aer / qml | abs(E_aer - E_qml) |")
 
 
 def format_row(row: dict[str, object]) -> str:
