@@ -49,20 +49,29 @@ def pg_db(pg_engine):
     return lambda: session_scope(pg_engine)
 
 
-def test_concurrent_consumes_stop_at_balance(url, pg_db):
+@pytest.mark.parametrize("granted", [0, 10])
+def test_concurrent_consumes_stop_at_balance(url, pg_db, granted):
+    """Without a grant the consumptions take the fast path, with one the general."""
     create(pg_db, "acme")
-    with pg_db() as session:
-        credits.grant(
-            session, tenant_of(session, "acme"), 10, reason="r", key="g", now=T0
-        )
+    if granted:
+        with pg_db() as session:
+            credits.grant(
+                session,
+                tenant_of(session, "acme"),
+                granted,
+                reason="r",
+                key="g",
+                now=T0,
+            )
+    balance = 30 + granted
     keys = [[f"p{p}-k{n}" for n in range(5)] for p in range(PROCESSES)]
     outcomes = run_processes(
         workers.consume_many, [(url, "acme", chunk, T0) for chunk in keys]
     )
     counts = Counter(outcome for _, outcome in outcomes)
-    assert counts == {"charged": 40, "insufficient": 40}
+    assert counts == {"charged": balance, "insufficient": 5 * PROCESSES - balance}
     assert available(pg_db, "acme", T0) == 0
-    assert len(ledger_rows(pg_db, "acme", "consume")) == 40
+    assert len(ledger_rows(pg_db, "acme", "consume")) == balance
     assert audit_ok(pg_db)
 
 
