@@ -75,9 +75,6 @@ def make_plan(num_qubits: int, block_bits: int | None = None,
     high = num_qubits - block
     # A slab holds about one block of amplitudes, in rows of at least
     # SLAB_COLUMNS, and at most half the columns so that it has a mirror slab.
-    # NOTE: with 10 high qubits (a full 24-qubit state) the minimum row length
-    # makes slabs of 1 MiB, which spill from L2; that state ran 3.3 s for p = 6
-    # in bench/quantum.py, against 1.0 s for the half state of MaxCut.
     width = 1 << block
     columns = width
     if width >= 2 * SLAB_COLUMNS:
