@@ -31,9 +31,9 @@ from qml_cli.quantum.qubo import EnergyTable
 # column of the pair; see `_mix_high`.
 PairHook = Callable[[np.ndarray, int], None]
 
-# A block is 256 KiB of amplitudes (2^14 complex128 or 2^15 complex64); with its
+# A block is 256 KiB of amplitudes (2^14 complex128 or 2^15 complex64). With its
 # two plane buffers it takes 768 KiB, inside the 1 MiB L2 cache of a Zen 4 core.
-# On the benchmark at n = 24 this ran 10 to 20% faster than twice the block.
+# At n = 24 this ran 10 to 20% faster than blocks twice as large.
 BLOCK_BYTES = 1 << 18
 GROUP_BITS = 4
 SLAB_COLUMNS = 64
