@@ -168,3 +168,25 @@ def test_info_lists_largest_sizes():
     largest = document["largest_qubits"]
     assert largest["qaoa_expectation_complex64"] >= \
         largest["qaoa_expectation_complex128"]
+
+
+def test_qaoa_beyond_memory_exits_2(problem, monkeypatch):
+    from qml_cli.quantum import statevector
+
+    monkeypatch.setattr(statevector, "available_memory", lambda: 256)
+    result = runner.invoke(app, ["quantum", "qaoa", str(problem)])
+    assert result.exit_code == 2
+    assert "4 qubits needs" in result.output
+    assert "largest size that fits" in result.output
+
+
+def test_qaoa_allow_classical_reports_skip(problem, monkeypatch):
+    from qml_cli.quantum import statevector
+
+    monkeypatch.setattr(statevector, "available_memory", lambda: 256)
+    result = invoke("quantum", "qaoa", str(problem), "--allow-classical", "--json")
+    document = json.loads(result.output)
+    assert result.exit_code == 0
+    assert document["quantum"] is None
+    assert document["quantum_status"].startswith("skipped: QAOA simulation on 4 qubits")
+    assert document["classical"]["solver"] == "exact enumeration"
