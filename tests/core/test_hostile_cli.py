@@ -277,3 +277,40 @@ def test_interrupt_exits_130(sqlite_engine, monkeypatch):
     result = runner.invoke(app, ["tenants", "list"])
     assert result.exit_code == 130
     assert os.environ.get("QML_FAKE_NOW") is None
+
+
+def test_grant_expiry_out_of_range_exits_2(tenant):
+    result = invoke(
+        "credits", "grant", "acme", "1", "--reason", "ok", "--expires", "9999-12-31"
+    )
+    assert result.exit_code == 2
+    assert "out of range" in result.output
+
+
+def test_grant_expiry_basic_date_means_end_of_day(tenant):
+    result = invoke(
+        "credits",
+        "grant",
+        "acme",
+        "1",
+        "--reason",
+        "ok",
+        "--expires",
+        "20270331",
+        "--json",
+    )
+    assert json.loads(result.stdout)["expires_at"] == "2027-04-01T00:00:00+00:00"
+
+
+def test_grant_reason_with_escape_is_rejected(tenant):
+    result = invoke("credits", "grant", "acme", "1", "--reason", "evil\x1b[31m")
+    assert result.exit_code == 2
+    assert "invalid grant reason" in result.output
+
+
+def test_set_plan_to_current_plan_writes_nothing(tenant):
+    before = json.loads(invoke("credits", "history", "acme", "--json").stdout)
+    result = invoke("tenants", "set-plan", "acme", "standard")
+    after = json.loads(invoke("credits", "history", "acme", "--json").stdout)
+    assert result.exit_code == 2
+    assert len(after) == len(before)

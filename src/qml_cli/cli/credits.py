@@ -16,7 +16,10 @@ app = typer.Typer(
 KeyOption = Annotated[
     str | None,
     typer.Option(
-        "--idempotency-key", help="Key that makes a retry charge or grant once."
+        "--idempotency-key",
+        help="Key that makes a retry grant once. Without it, one is derived from "
+        "the arguments and the current minute, so a retry in a later minute grants "
+        "again.",
     ),
 ]
 
@@ -123,13 +126,24 @@ def _expiry(text: str, tz_name: str):
 
     from qml_cli.core import clock
 
-    if len(text.strip()) == 10:  # a date: the grant lasts to the end of that local day
-        day = clock.parse_instant(text, "--expires").date()
+    try:  # a date (2027-03-31 or 20270331): the grant lasts to the end of that day
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        day = None
+    if day is None:
+        return clock.parse_instant(text, "--expires")
+    try:
         local = dt.datetime.combine(
             day + dt.timedelta(days=1), dt.time(), tzinfo=clock.zone(tz_name)
         )
         return local.astimezone(dt.UTC)
-    return clock.parse_instant(text, "--expires")
+    except OverflowError:
+        from qml_cli.errors import InvalidInput
+
+        raise InvalidInput(
+            f"invalid --expires {text!r}: the date is out of range.",
+            hint="Use a date before the year 9999.",
+        ) from None
 
 
 @app.command()

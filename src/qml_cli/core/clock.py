@@ -32,7 +32,13 @@ def parse_instant(text: str, name: str = "time") -> dt.datetime:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"invalid {name} {text!r}: the time is out of range.",
+            hint="Use a time between the years 1 and 9999.",
+        ) from None
 
 
 def zone(name: str) -> ZoneInfo:

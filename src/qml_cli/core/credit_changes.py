@@ -51,9 +51,15 @@ def _validate_grant(
     effective_at: dt.datetime,
     now: dt.datetime,
 ) -> None:
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+    if (
+        not isinstance(reason, str)
+        or not reason.strip()
+        or len(reason) > 500
+        or not reason.isprintable()
+    ):
         raise InvalidInput(
-            "a grant needs a --reason of 1-500 characters.",
+            f"invalid grant reason {reason!r}: a --reason needs 1-500 printable "
+            "characters.",
             hint='e.g. --reason "support ticket 118"',
         )
     if (
@@ -164,6 +170,11 @@ def set_plan(
     session.flush()
     session.refresh(tenant, ["plan_id", "pending_plan_id"])
     old = session.get(SubscriptionPlan, tenant.plan_id)
+    if plan.id == tenant.plan_id and effective == "now":
+        raise InvalidInput(
+            f"tenant {tenant.slug!r} is already on plan {plan.name!r}.",
+            hint="Nothing to change.",
+        )
     if effective == "next-period":
         tenant.pending_plan_id = plan.id if plan.id != tenant.plan_id else None
         ledger.append_entry(

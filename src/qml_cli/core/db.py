@@ -157,8 +157,7 @@ def session_scope(
     `ServiceUnavailable` (exit 4), a busy SQLite file `LockHeld` (exit 5), and a
     schema that was never migrated `CheckFailed` (exit 1) that says so."""
     engine = engine or get_engine()
-    factory = sessionmaker(engine, expire_on_commit=False)
-    session = factory()
+    session = _session_factory(engine)()
     if readonly:
         session.connection(execution_options={"qml_readonly": True})
     try:
@@ -172,6 +171,11 @@ def session_scope(
         raise
     finally:
         session.close()
+
+
+@lru_cache(maxsize=8)
+def _session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def translate_error(exc: DBAPIError, engine: Engine) -> Exception:
