@@ -30,6 +30,27 @@ GROUPS = (
 )
 
 
+HELP_ORDER = (
+    "demo",
+    "config",
+    "db",
+    "seed",
+    "tenants",
+    "credits",
+    "data",
+    "predict",
+    "insight",
+    "quantum",
+    "logs",
+    "backup",
+    "cron",
+    "scheduler",
+    "health",
+    "deploy",
+    "rollback",
+)
+
+
 class QmlGroup(TyperGroup):
     """Root group that turns a `QmlError` into its message and exit code."""
 
@@ -49,7 +70,11 @@ class QmlGroup(TyperGroup):
             raise typer.Exit(130) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
-        return list(self.commands)
+        # Typer registers single commands before groups; list them in HELP_ORDER.
+        def rank(name: str) -> int:
+            return HELP_ORDER.index(name) if name in HELP_ORDER else len(HELP_ORDER)
+
+        return sorted(self.commands, key=rank)
 
 
 app = typer.Typer(
