@@ -314,3 +314,11 @@ def test_set_plan_to_current_plan_writes_nothing(tenant):
     after = json.loads(invoke("credits", "history", "acme", "--json").stdout)
     assert result.exit_code == 2
     assert len(after) == len(before)
+
+
+def test_json_error_is_printed_on_stdout(sqlite_engine):
+    result = invoke("credits", "status", "nobody", "--json")
+    document = json.loads(result.stdout)
+    assert result.exit_code == 2
+    assert document["exit_code"] == 2
+    assert "tenant 'nobody' not found" in document["error"]

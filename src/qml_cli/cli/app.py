@@ -55,12 +55,18 @@ class QmlGroup(TyperGroup):
     """Root group that turns a `QmlError` into its message and exit code."""
 
     def invoke(self, ctx: typer.Context):
+        arguments = [
+            *getattr(ctx, "protected_args", getattr(ctx, "_protected_args", [])),
+            *ctx.args,
+        ]
         try:
             return super().invoke(ctx)
         except QmlError as exc:
-            from qml_cli.cli.output import error
+            from qml_cli.cli.output import error, print_json
 
             error(str(exc))
+            if "--json" in arguments:  # scripts parsing stdout get the error too
+                print_json({"error": str(exc), "exit_code": exc.exit_code})
             logging.getLogger("qml").debug("command failed", exc_info=exc)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
