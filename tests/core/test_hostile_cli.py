@@ -50,7 +50,7 @@ def test_seed_ml_config_rejects_bad_cost(sqlite_engine, setting, message):
 def test_command_before_migrate_says_migrate(sqlite_url):
     result = invoke("tenants", "list")
     assert result.exit_code == 1
-    assert "is not migrated" in result.output
+    assert "does not match this qml" in result.output
     assert "Run: qml db migrate" in result.output
 
 
@@ -322,3 +322,40 @@ def test_json_error_is_printed_on_stdout(sqlite_engine):
     assert result.exit_code == 2
     assert document["exit_code"] == 2
     assert "tenant 'nobody' not found" in document["error"]
+
+
+@pytest.mark.parametrize("weight", ["1e308", "1e200"])
+def test_overflowing_qubo_is_rejected(tmp_path, weight):
+    path = tmp_path / "big.json"
+    path.write_text(f'{{"Q": [[{weight},{weight}],[{weight},{weight}]]}}')
+    result = invoke("quantum", "qaoa", str(path), "--p", "1")
+    assert result.exit_code == 2
+    assert "Scale the coefficients down" in result.output
+
+
+def test_maxcut_edges_with_bom_keep_first_edge(tmp_path):
+    path = tmp_path / "edges.csv"
+    path.write_bytes(b"\xef\xbb\xbf0,1\n1,2\n")
+    result = invoke("quantum", "maxcut", str(path))
+    assert result.exit_code == 0
+    assert "(2 edges)" in result.output
+
+
+def test_non_object_manifest_is_skipped(sqlite_engine, tmp_path):
+    folder = tmp_path / "home" / "backups" / "x"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("[]")
+    result = invoke("backup", "list")
+    assert result.exit_code == 0
+
+
+def test_unreachable_database_exits_4_in_backup(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/x")
+    result = invoke("backup", "create")
+    assert result.exit_code == 4
+    assert "database unreachable" in result.output
+
+
+def test_out_of_range_id_exits_2(sqlite_engine):
+    result = invoke("insight", "show", "99999999999999999999999")
+    assert result.exit_code == 2

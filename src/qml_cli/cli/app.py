@@ -60,7 +60,13 @@ class QmlGroup(TyperGroup):
             *ctx.args,
         ]
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except Exception as exc:  # map well-known failures to qml errors
+                mapped = _as_qml_error(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
         except QmlError as exc:
             from qml_cli.cli.output import error, print_json
 
@@ -81,6 +87,35 @@ class QmlGroup(TyperGroup):
             return HELP_ORDER.index(name) if name in HELP_ORDER else len(HELP_ORDER)
 
         return sorted(self.commands, key=rank)
+
+
+def _as_qml_error(exc: Exception) -> QmlError | None:
+    """Return the qml error for a driver error, an out-of-range value or a request
+    too large for memory, or None for anything else."""
+    from sqlalchemy.exc import DBAPIError
+
+    from qml_cli.errors import InvalidInput
+
+    if isinstance(exc, DBAPIError):
+        from qml_cli.core.db import get_engine, translate_error
+
+        try:
+            mapped = translate_error(exc, get_engine())
+        except QmlError as error:
+            return error
+        return mapped if isinstance(mapped, QmlError) else None
+    if isinstance(exc, OverflowError):
+        return InvalidInput(
+            f"a value is out of range: {exc}.", hint="Use a smaller number."
+        )
+    if isinstance(exc, RecursionError):
+        return InvalidInput("the input is nested too deeply to read.")
+    if isinstance(exc, MemoryError):
+        return InvalidInput(
+            "the request needs more memory than this machine has.",
+            hint="Use a smaller input.",
+        )
+    return None
 
 
 app = typer.Typer(

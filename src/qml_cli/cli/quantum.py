@@ -115,7 +115,10 @@ def _render(document: dict[str, Any], title: str) -> None:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text ({exc.reason}).",
+                           hint="Save it as UTF-8.") from None
     except FileNotFoundError:
         raise InvalidInput(f"file not found: {path}.") from None
     except (OSError, UnicodeDecodeError) as error:

@@ -296,6 +296,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise CheckFailed(
             f"backup {folder.name} has no readable manifest: {exc}."
         ) from None
+    if not isinstance(manifest, dict):
+        raise CheckFailed(
+            f"backup {folder.name} has no readable manifest: it is not a JSON object."
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise CheckFailed(
             f"backup {folder.name} has manifest format "

@@ -189,12 +189,16 @@ def translate_error(exc: DBAPIError, engine: Engine) -> Exception:
             hint="Retry when the other command has finished; use PostgreSQL for "
             "concurrent work.",
         )
-    if ("no such table" in message) or (
-        "relation" in message and "does not exist" in message
+    if (
+        "no such table" in message
+        or "no such column" in message
+        or ("relation" in message and "does not exist" in message)
+        or ("column" in message and "does not exist" in message)
     ):
         return CheckFailed(
-            f"the database at {mask_url(str(engine.url))} is not migrated ({reason}).",
-            hint="Run: qml db migrate",
+            f"the schema of the database at {mask_url(str(engine.url))} does not "
+            f"match this qml ({reason}).",
+            hint="Run: qml db migrate (or `qml db current` to see the revision)",
         )
     if isinstance(exc, OperationalError) and _is_connection_error(exc):
         return ServiceUnavailable(

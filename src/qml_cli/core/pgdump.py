@@ -263,6 +263,7 @@ def _split_copy_blocks(
             stderr=errors,
             text=True,
             encoding="utf-8",
+            errors="replace",  # a damaged dump must fail its checksums, not decoding
         )
         target = None
         skipping = False

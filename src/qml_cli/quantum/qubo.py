@@ -71,6 +71,11 @@ def _tolerance(table: EnergyTable) -> float:
     return 1e-9 * max(1.0, abs(table.minimum), abs(table.maximum))
 
 
+# Largest sum of absolute coefficients accepted: the QAOA angle heuristics and
+# expectations square energies, so they must stay below about 1e154.
+MAX_ENERGY_BOUND = 1e150
+
+
 class QuboModel:
     """A QUBO `x^T Q x + c^T x + offset` over n binary variables.
 
@@ -79,8 +84,9 @@ class QuboModel:
     Raises `InvalidInput` for wrong shapes or non-finite coefficients.
     """
 
-    def __init__(self, Q: np.ndarray, c: np.ndarray | None = None,
-                 offset: float = 0.0) -> None:
+    def __init__(
+        self, Q: np.ndarray, c: np.ndarray | None = None, offset: float = 0.0
+    ) -> None:
         Q = np.asarray(Q, dtype=np.float64)
         if Q.ndim != 2 or Q.shape[0] != Q.shape[1]:
             raise InvalidInput(f"Q must be a square matrix, got shape {Q.shape}.")
@@ -88,11 +94,22 @@ class QuboModel:
         c = np.zeros(n) if c is None else np.asarray(c, dtype=np.float64)
         if c.shape != (n,):
             raise InvalidInput(
-                f"c must have {n} entries to match Q, got shape {c.shape}.")
-        if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(c))
-                and math.isfinite(offset)):
+                f"c must have {n} entries to match Q, got shape {c.shape}."
+            )
+        if not (
+            np.all(np.isfinite(Q)) and np.all(np.isfinite(c)) and math.isfinite(offset)
+        ):
             raise InvalidInput(
-                "QUBO coefficients must be finite numbers, not NaN or infinity.")
+                "QUBO coefficients must be finite numbers, not NaN or infinity."
+            )
+        with np.errstate(over="ignore"):
+            bound = float(np.abs(Q).sum() + np.abs(c).sum() + abs(offset))
+        if not bound < MAX_ENERGY_BOUND:
+            raise InvalidInput(
+                f"QUBO energies could reach {bound:.3g}, beyond the {MAX_ENERGY_BOUND:g}"
+                " that the engine accepts.",
+                hint="Scale the coefficients down; the optimum does not change.",
+            )
         if n < 1:
             raise InvalidInput("a QUBO needs at least one variable.")
         self.Q = Q
@@ -148,16 +165,21 @@ class QuboModel:
         for k in range(n):
             size = 1 << k
             _fill_linear_table(weights[k, :k], partial[:size])
-            np.add(table[:size], partial[:size], out=table[size:2 * size])
-            table[size:2 * size] += dtype.type(linear[k])
+            np.add(table[:size], partial[:size], out=table[size : 2 * size])
+            table[size : 2 * size] += dtype.type(linear[k])
         return table
 
     def _table_dtype(self) -> np.dtype:
         if not self.is_integer_valued():
             return np.dtype(np.float64)
-        bound = abs(self.offset) + np.abs(self.linear()).sum() + \
-            np.abs(np.triu(self.couplings(), 1)).sum()
-        return np.dtype(np.int32 if bound < 2 ** 31 else np.int64)
+        bound = (
+            abs(self.offset)
+            + np.abs(self.linear()).sum()
+            + np.abs(np.triu(self.couplings(), 1)).sum()
+        )
+        if bound >= 2**62:  # integer coefficients too large for int64 sums
+            return np.dtype(np.float64)
+        return np.dtype(np.int32 if bound < 2**31 else np.int64)
 
     def energy_table(self) -> EnergyTable:
         """Return the energies as an `EnergyTable`, with level indices when integer."""
@@ -168,14 +190,24 @@ class QuboModel:
             dtype = np.uint8 if span < 256 else np.uint16
             energies -= minimum
             levels = energies.astype(dtype)
-            return EnergyTable(self.num_variables, float(minimum), float(maximum),
-                               None, levels)
-        return EnergyTable(self.num_variables, float(minimum), float(maximum),
-                           energies.astype(np.float64, copy=False), None)
+            return EnergyTable(
+                self.num_variables, float(minimum), float(maximum), None, levels
+            )
+        return EnergyTable(
+            self.num_variables,
+            float(minimum),
+            float(maximum),
+            energies.astype(np.float64, copy=False),
+            None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.num_variables, "Q": self.Q.tolist(), "c": self.c.tolist(),
-                "offset": self.offset}
+        return {
+            "n": self.num_variables,
+            "Q": self.Q.tolist(),
+            "c": self.c.tolist(),
+            "offset": self.offset,
+        }
 
 
 def _fill_linear_table(weights: np.ndarray, out: np.ndarray) -> None:
@@ -183,7 +215,7 @@ def _fill_linear_table(weights: np.ndarray, out: np.ndarray) -> None:
     out[0] = 0
     for j, weight in enumerate(weights):
         size = 1 << j
-        np.add(out[:size], out.dtype.type(weight), out=out[size:2 * size])
+        np.add(out[:size], out.dtype.type(weight), out=out[size : 2 * size])
 
 
 def bits_of(index: int, n: int) -> list[int]:
@@ -232,13 +264,17 @@ def _parse_edge(edge: Sequence[float]) -> tuple[int, int, float]:
     weight = float(edge[2]) if len(edge) == 3 else 1.0
     if not math.isfinite(weight):
         raise InvalidInput(
-            f"edge ({int(u)}, {int(v)}) has a non-finite weight {weight}.")
+            f"edge ({int(u)}, {int(v)}) has a non-finite weight {weight}."
+        )
     return int(u), int(v), weight
 
 
-def cardinality_selection(scores: Sequence[float] | np.ndarray,
-                          redundancy: np.ndarray | None, k: int,
-                          penalty: float | None = None) -> QuboModel:
+def cardinality_selection(
+    scores: Sequence[float] | np.ndarray,
+    redundancy: np.ndarray | None,
+    k: int,
+    penalty: float | None = None,
+) -> QuboModel:
     """Build the QUBO that picks exactly k of n items: high score, low redundancy.
 
     Energy = -sum_i s_i x_i + sum_{i<j} R_ij x_i x_j + penalty * (sum_i x_i - k)^2,
@@ -253,8 +289,9 @@ def cardinality_selection(scores: Sequence[float] | np.ndarray,
         raise InvalidInput("scores must be a non-empty list of numbers.")
     R = np.zeros((n, n)) if redundancy is None else np.asarray(redundancy, np.float64)
     if R.shape != (n, n):
-        raise InvalidInput(f"redundancy must be {n}x{n} to match the scores, "
-                           f"got {R.shape}.")
+        raise InvalidInput(
+            f"redundancy must be {n}x{n} to match the scores, got {R.shape}."
+        )
     if not 0 <= k <= n:
         raise InvalidInput(f"k must be between 0 and {n}, got {k}.")
     pairs = np.triu(R, 1)
@@ -279,8 +316,10 @@ def from_json(document: str | Mapping[str, Any]) -> QuboModel:
     data = _load_object(document)
     unknown = set(data) - {"n", "Q", "quadratic", "c", "linear", "offset", "name"}
     if unknown:
-        raise InvalidInput(f"unknown QUBO keys: {', '.join(sorted(unknown))}.",
-                           hint="Use Q or quadratic, c or linear, offset and n.")
+        raise InvalidInput(
+            f"unknown QUBO keys: {', '.join(sorted(unknown))}.",
+            hint="Use Q or quadratic, c or linear, offset and n.",
+        )
     n = _json_size(data)
     Q = np.zeros((n, n))
     if "Q" in data:
@@ -301,7 +340,8 @@ def _load_object(document: str | Mapping[str, Any]) -> Mapping[str, Any]:
             document = json.loads(document)
         except json.JSONDecodeError as exc:
             raise InvalidInput(
-                f"invalid JSON at line {exc.lineno}: {exc.msg}.") from None
+                f"invalid JSON at line {exc.lineno}: {exc.msg}."
+            ) from None
     if not isinstance(document, Mapping):
         raise InvalidInput("a QUBO document must be a JSON object.")
     return document
@@ -317,8 +357,9 @@ def _json_size(data: Mapping[str, Any]) -> int:
     elif isinstance(data.get("c", data.get("linear")), list):
         n = len(data.get("c", data.get("linear")))
     else:
-        raise InvalidInput("cannot tell the number of variables.",
-                           hint="Give Q, a list c, or n.")
+        raise InvalidInput(
+            "cannot tell the number of variables.", hint="Give Q, a list c, or n."
+        )
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInput(f"n must be a positive integer, got {n!r}.")
     if "n" in data and data["n"] != n:
