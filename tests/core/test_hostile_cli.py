@@ -359,3 +359,24 @@ def test_unreachable_database_exits_4_in_backup(monkeypatch):
 def test_out_of_range_id_exits_2(sqlite_engine):
     result = invoke("insight", "show", "99999999999999999999999")
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "env_file", ["/tmp/x\nMAILTO=evil@example.com", "relative.env"]
+)
+def test_cron_print_rejects_unsafe_env_file(env_file):
+    result = invoke("cron", "print", "--env-file", env_file)
+    assert result.exit_code == 2
+    assert "invalid --env-file" in result.output
+
+
+def test_health_serve_on_busy_port_exits_2():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke("health", "serve", "--port", str(port))
+    assert result.exit_code == 2
+    assert "cannot listen on" in result.output

@@ -71,7 +71,15 @@ def health_serve(
     from qml_cli.core.db import get_engine
     from qml_cli.core.health_server import HealthServer
 
-    server = HealthServer(host, port, get_engine())
+    from qml_cli.errors import InvalidInput
+
+    try:
+        server = HealthServer(host, port, get_engine())
+    except OSError as exc:  # port in use, no such address, permission denied
+        raise InvalidInput(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Pick another --port (0 picks a free one) or --host.",
+        ) from None
 
     def stop(_signum, _frame) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

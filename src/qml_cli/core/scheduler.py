@@ -103,8 +103,31 @@ def _crontab_word(word: str) -> str:
 def crontab(
     env_file: str, *, command: Sequence[str] | None = None, log_file: str | None = None
 ) -> str:
-    """Render the schedule as a crontab whose lines run qml with `env_file`."""
+    """Render the schedule as a crontab whose lines run qml with `env_file`.
+
+    Raises `InvalidInput` for a path with control characters (a newline would
+    inject crontab lines) or a relative path (cron runs jobs from $HOME)."""
+    from qml_cli.errors import InvalidInput
+
     words = list(command or qml_command())
+    for label, value in [
+        ("--env-file", env_file),
+        ("--log-file", log_file),
+        *(("--qml", word) for word in words[:1]),
+    ]:
+        if value is None:
+            continue
+        if not value.isprintable():
+            raise InvalidInput(
+                f"invalid {label} {value!r}: it contains control characters.",
+                hint="Pass a plain path.",
+            )
+        if label != "--qml" and not value.startswith("/"):
+            raise InvalidInput(
+                f"invalid {label} {value!r}: cron runs jobs from the home folder, "
+                "so the path must be absolute.",
+                hint=f"Use an absolute path, e.g. $(realpath {value}).",
+            )
     lines = [
         "# qml scheduled jobs, written by `qml cron print`. Times are UTC.",
         "# Each job takes its own lock: an overlapping run exits 5 and changes "
