@@ -205,7 +205,7 @@ def _due_predictions(tmp_path, count=2):
         )
 
 
-def test_bad_stored_cost_fails_each_run_not_the_job(tmp_path, tenant):
+def test_bad_stored_cost_fails_each_run(tmp_path, tenant):
     _due_predictions(tmp_path)
     with session_scope() as session:
         session.execute(

@@ -1,7 +1,7 @@
 """The current time and calendar periods, in one place so that tests can move time.
 
-`now()` reads `QML_FAKE_NOW` (an ISO 8601 instant) when it is set; it exists for tests
-and rehearsals of period ends, and `qml config show` prints it when active.
+`now()` returns `QML_FAKE_NOW` (an ISO 8601 instant) when it is set. That variable is
+for tests and rehearsals of period ends, and `qml config show` prints it when active.
 """
 
 from __future__ import annotations

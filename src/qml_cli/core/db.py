@@ -62,7 +62,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(connection) -> None:
-    # A read-only session takes no write lock, so reads never wait behind a writer.
+    # A read-only session takes no write lock; with WAL journaling it reads while a
+    # writer holds the lock instead of waiting for it.
     if connection.get_execution_options().get("qml_readonly"):
         connection.exec_driver_sql("BEGIN")
     else:
@@ -155,7 +156,7 @@ def session_scope(
 
     `readonly` sessions take no SQLite write lock. Connection failures become
     `ServiceUnavailable` (exit 4), a busy SQLite file `LockHeld` (exit 5), and a
-    schema that was never migrated `CheckFailed` (exit 1) that says so."""
+    schema that does not match this release `CheckFailed` (exit 1) naming the fix."""
     engine = engine or get_engine()
     session = _session_factory(engine)()
     if readonly:

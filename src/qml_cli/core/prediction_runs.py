@@ -1,10 +1,10 @@
 """The scheduled prediction job: claim due predictions, run them, store the result
 and its credit charge in one transaction.
 
-A run goes through three transactions: the claim (a lease on the row, taken with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL so concurrent workers never claim the same
-prediction), the credit hold, and the finish, which stores the result, commits the
-hold and schedules the next run together. A failed run releases the hold and keeps
+A run goes through three transactions. The claim takes a lease on the row, under
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent workers never claim the same
+prediction. The second takes the credit hold. The finish stores the result, commits
+the hold and schedules the next run together. A failed run releases the hold and keeps
 the last good result; a crash leaves a lease and a hold that both time out.
 """
 

@@ -181,14 +181,14 @@ SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings; `sources` tells where each value came from."""
+    """Validated settings, with the source of each value in `sources`."""
 
     values: dict[str, Any]
     sources: dict[str, str]
     env_file: Path | None = None
     home: Path = field(default_factory=lambda: default_home())
     # "NAME: reason" for each value that failed validation (non-strict loads only);
-    # such a setting holds its default in `values`.
+    # such a setting has its default in `values`.
     problems: tuple[str, ...] = ()
     # Variables outside SPECS read from the env file, such as QML_LOG_FILE.
     extras: dict[str, str] = field(default_factory=dict)
